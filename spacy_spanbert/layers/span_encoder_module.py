@@ -1,0 +1,131 @@
+"""The PyTorch module behind `spacy-spanbert.SpanEncoder.v1`, and the thinc
+shim that creates it once the input width is known and saves it without
+pickle (safetensors)."""
+from typing import Any, Dict, Optional, Tuple
+
+import hashlib
+import srsly
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from thinc.api import PyTorchShim
+from thinc.util import get_torch_default_device
+from torch import nn
+
+from .span_attention import LocalSpanAttention
+from .span_representation import SpanRepresentation
+
+
+class SpanEncoderModule(nn.Module):
+    """Token vectors -> span vectors (and one whole-doc vector per doc)."""
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden_width: int,
+        n_heads: int,
+        n_layers: int,
+        window: int,
+        dropout: float,
+    ):
+        super().__init__()
+        self.represent = SpanRepresentation(n_in, hidden_width, dropout=dropout)
+        self.layers = nn.ModuleList(
+            LocalSpanAttention(hidden_width, n_heads, window, dropout=dropout)
+            for _ in range(n_layers)
+        )
+
+    def forward(
+        self,
+        X: torch.Tensor,
+        starts: torch.Tensor,
+        ends: torch.Tensor,
+        doc_ids: torch.Tensor,
+        doc_starts: torch.Tensor,
+        doc_ends: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        n_spans = starts.shape[0]
+        # Candidate spans and whole-doc spans share one representation pass.
+        reps = self.represent(
+            X, torch.cat([starts, doc_starts]), torch.cat([ends, doc_ends])
+        )
+        H = reps[:n_spans]
+        for layer in self.layers:
+            H = layer(H, starts, doc_ids)
+        return H, reps[n_spans:]
+
+
+class SpanEncoderShim(PyTorchShim):
+    """A PyTorchShim whose module is built at initialization (when the width
+    of the token vectors is known) and serialized as safetensors plus a JSON
+    config, so that loading a pipeline never unpickles anything."""
+
+    def build(self, cfg: Dict[str, Any]) -> None:
+        self.cfg = dict(cfg)
+        module = SpanEncoderModule(**self.cfg)
+        self._model = module.to(get_torch_default_device())
+
+    @property
+    def is_built(self) -> bool:
+        return self._model is not None
+
+    def to_bytes(self) -> bytes:
+        if self._model is None:
+            return srsly.msgpack_dumps({"config": None, "state": b""})
+        state = {k: v.detach().contiguous().cpu() for k, v in self._model.state_dict().items()}
+        payload = save_safetensors(state)
+        return srsly.msgpack_dumps(
+            {"config": self.cfg, "state": payload, "sha256": hashlib.sha256(payload).hexdigest()}
+        )
+
+    def from_bytes(self, bytes_data: bytes) -> "SpanEncoderShim":
+        try:
+            msg = srsly.msgpack_loads(bytes_data)
+        except Exception:
+            msg = None
+        if not isinstance(msg, dict) or "config" not in msg or "state" not in msg:
+            raise ValueError(
+                "spanbert: the saved span-encoder weights are not in the expected "
+                "format (msgpack with 'config' and safetensors 'state'). Re-save "
+                "the pipeline with this version of spacy-spanbert."
+            )
+        if msg["config"] is None:
+            self._model = None
+            return self
+        state_bytes = msg["state"]
+        expected = msg.get("sha256")
+        if not isinstance(state_bytes, bytes) or not isinstance(msg["config"], dict):
+            raise ValueError(
+                "spanbert: the saved span-encoder weights are malformed. Re-train or "
+                "re-save the pipeline."
+            )
+        if expected is not None and hashlib.sha256(state_bytes).hexdigest() != expected:
+            raise ValueError(
+                "spanbert: the saved span-encoder weights fail their checksum: the file "
+                "is corrupt or was modified after saving. Re-train or re-save the pipeline."
+            )
+        self.build(msg["config"])
+        try:
+            state = load_safetensors(state_bytes)
+        except Exception as err:  # safetensors raises its own error types
+            raise ValueError(
+                f"spanbert: the saved span-encoder weights could not be read as "
+                f"safetensors ({err}). The file is corrupt or was tampered with; "
+                f"re-train or re-save the pipeline."
+            ) from None
+        try:
+            self._model.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(
+                f"spanbert: the saved span-encoder weights do not match the saved "
+                f"configuration ({err}). Re-train or re-save the pipeline."
+            ) from None
+        return self
+
+    def to_device(self, device_type: str, device_id: int) -> None:
+        if self._model is not None:
+            super().to_device(device_type, device_id)
+
+    def finish_update(self, optimizer) -> None:
+        if self._model is not None:
+            super().finish_update(optimizer)
