@@ -1,0 +1,21 @@
+"""spacy-spanbert: span-level attention for spaCy.
+
+Importing the package registers its factories, architectures and suggesters;
+a packaged pipeline finds them through the entry points in pyproject.toml.
+"""
+from . import _fork, architectures, encoder, suggesters  # noqa: F401  (registration)
+from .data_classes import SpanBatch
+from .encoder import SpanBert, make_spanbert
+from .layers.listener import SpanBertListener
+
+__version__ = "0.1.0"
+
+_fork.install()
+
+__all__ = [
+    "SpanBatch",
+    "SpanBert",
+    "SpanBertListener",
+    "make_spanbert",
+    "__version__",
+]

@@ -1,0 +1,402 @@
+"""The `spanbert` component: candidate spans -> span vectors on `doc.spans`."""
+import weakref
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy
+from spacy.errors import Errors
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+
+from .data_classes import SpanBatch
+from .layers.listener import SpanBertListener
+from .util import SpanVectorHooks, install_extensions, token_vector_listeners
+
+DEFAULT_SPANBERT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-spanbert.SpanEncoder.v1"
+hidden_width = null
+n_heads = 4
+n_layers = 1
+window = 8
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+
+[model.suggester]
+@misc = "spacy-spanbert.ngram_suggester.v1"
+min_size = 1
+max_size = 8
+"""
+DEFAULT_SPANBERT_MODEL = Config().from_str(DEFAULT_SPANBERT_MODEL_CONFIG)["model"]
+
+# Requirements a suggester can declare, and which pipeline attributes meet them.
+_REQUIREMENT_HINTS = {
+    "token.dep": "a 'parser' (e.g. sourced from en_core_web_sm)",
+    "token.is_sent_start": "a 'sentencizer', 'senter' or 'parser'",
+    "doc.ents": "an 'ner' or 'entity_ruler'",
+}
+_REQUIREMENT_ASSIGNS = {
+    "token.dep": {"token.dep"},
+    "token.is_sent_start": {"token.is_sent_start", "doc.sents", "token.dep"},
+    "doc.ents": {"doc.ents", "token.ent_iob", "token.ent_type"},
+}
+
+
+@Language.factory(
+    "spanbert",
+    assigns=["doc.spans"],
+    default_config={
+        "model": DEFAULT_SPANBERT_MODEL,
+        "suggester": None,
+        "spans_key": "spanbert",
+        "store_vectors": True,
+    },
+    default_score_weights={},
+)
+def make_spanbert(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], SpanBatch],
+    suggester: Optional[Callable],
+    spans_key: str,
+    store_vectors: bool,
+) -> "SpanBert":
+    """Create a `spanbert` span encoder.
+
+    model (Model[List[Doc], SpanBatch]): The span encoder model.
+    suggester (Optional[Callable]): Candidate spans; overrides the model's
+        `suggester` when given (spaCy's suggesters work too).
+    spans_key (str): Write the candidate spans to `doc.spans[spans_key]`.
+    store_vectors (bool): Store `attrs["vectors"]` on the group. Heads read
+        them at prediction time, so keep it true when heads listen.
+    """
+    return SpanBert(
+        nlp.vocab,
+        model,
+        name=name,
+        nlp=nlp,
+        suggester=suggester,
+        spans_key=spans_key,
+        store_vectors=store_vectors,
+    )
+
+
+# component -> weak reference to the Language that created it
+_PIPELINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class SpanBert(TrainablePipe):
+    """Encode candidate spans with span-level attention and share the span
+    vectors with downstream heads through `SpanBertListener` layers, the way
+    `Tok2Vec` shares token vectors."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], SpanBatch],
+        name: str = "spanbert",
+        *,
+        suggester: Optional[Callable] = None,
+        spans_key: str = "spanbert",
+        store_vectors: bool = True,
+        nlp: Optional[Language] = None,
+    ) -> None:
+        """
+        vocab (Vocab): The shared vocabulary.
+        model (Model[List[Doc], SpanBatch]): The span encoder model.
+        name (str): The component instance name.
+        suggester (Optional[Callable]): Overrides the model's suggester.
+        spans_key (str): Key of the span group to write.
+        store_vectors (bool): Whether to store the span vectors on the docs.
+        nlp (Optional[Language]): The pipeline, held by weak reference to find
+            the component(s) this one listens to (not serialized).
+        """
+        if not isinstance(spans_key, str) or not spans_key:
+            raise ValueError(
+                f"{name}: spans_key must be a non-empty string, got {spans_key!r}."
+            )
+        if "suggester" not in model.attrs:
+            raise ValueError(
+                f"{name}: the model must be a span encoder such as "
+                f"spacy-spanbert.SpanEncoder.v1, got the layer '{model.name}'."
+            )
+        if suggester is not None:
+            model.attrs["suggester"] = suggester
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict = {"spans_key": spans_key, "store_vectors": bool(store_vectors)}
+        self.listener_map: Dict[str, List[SpanBertListener]] = {}
+        self.upstream_components: List = []
+        if nlp is not None:
+            # Kept outside the instance so that pickling never sees it.
+            _PIPELINES[self] = weakref.ref(nlp)
+        install_extensions()
+
+    def find_upstream_components(self) -> List:
+        """RETURNS (List): The components (transformer / tok2vec) whose
+        listener maps hold this component's token-vector listeners."""
+        ref = _PIPELINES.get(self)
+        nlp = ref() if ref is not None else None
+        if nlp is None:
+            return list(self.upstream_components)
+        nodes = list(token_vector_listeners(self.model))
+        found = []
+        for _, comp in nlp.pipeline:
+            if comp is self:
+                continue
+            listener_map = getattr(comp, "listener_map", None) or {}
+            if any(node in group for group in listener_map.values() for node in nodes):
+                found.append(comp)
+        return found or list(self.upstream_components)
+
+    @property
+    def suggester(self) -> Callable:
+        return self.model.attrs["suggester"]
+
+    @property
+    def spans_key(self) -> str:
+        return self.cfg["spans_key"]
+
+    # -- ListenedToComponent protocol (spacy/ty.py) --------------------------
+
+    @property
+    def listeners(self) -> List[SpanBertListener]:
+        """RETURNS (List[SpanBertListener]): The listener layers of the heads."""
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        """RETURNS (List[str]): The names of the heads listening to this component."""
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: SpanBertListener, component_name: str) -> None:
+        """Register a listener of a downstream component. Usually internals."""
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+        listener.attrs["spans_key"] = self.spans_key
+        if self.model.has_dim("nO") is True and listener.has_dim("nO") is not True:
+            listener.set_dim("nO", self.model.get_dim("nO"))
+
+    def remove_listener(self, listener: SpanBertListener, component_name: str) -> bool:
+        """Remove a listener of a downstream component. Usually internals."""
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component) -> None:
+        """Register the SpanBertListener layers of `component` whose upstream
+        name is this component's name or "*"."""
+        names = ("*", self.name)
+        if isinstance(getattr(component, "model", None), Model):
+            for node in component.model.walk():
+                if isinstance(node, SpanBertListener) and node.upstream_name in names:
+                    self.add_listener(node, component.name)
+
+    # -- prediction ------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> SpanBatch:
+        """Encode the candidate spans of a batch of docs, without changing them.
+
+        docs (Iterable[Doc]): The documents.
+        RETURNS (SpanBatch): Candidate spans and their vectors.
+        """
+        docs = list(docs)
+        self._check_initialized()
+        self._check_upstream(docs)
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], batch: SpanBatch) -> None:
+        """Write the candidate spans (and their vectors) to `doc.spans`.
+
+        docs (Iterable[Doc]): The documents to modify.
+        batch (SpanBatch): The output of `predict`.
+        """
+        ops = self.model.ops
+        indices = ops.to_numpy(batch.indices.dataXd)
+        lengths = ops.to_numpy(batch.indices.lengths)
+        vectors = ops.to_numpy(batch.vectors).astype("float32", copy=False)
+        doc_vectors = ops.to_numpy(batch.doc_vectors).astype("float32", copy=False)
+        key = self.spans_key
+        offset = 0
+        for i, doc in enumerate(docs):
+            n = int(lengths[i])
+            rows = indices[offset : offset + n]
+            attrs = {}
+            if self.cfg["store_vectors"]:
+                attrs["vectors"] = numpy.ascontiguousarray(vectors[offset : offset + n])
+                attrs["doc_vector"] = numpy.ascontiguousarray(doc_vectors[i])
+            spans = [doc[int(s) : int(e)] for s, e in rows]
+            doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
+            if self.cfg["store_vectors"]:
+                hooks = SpanVectorHooks(key)
+                doc.user_span_hooks["vector"] = hooks.vector
+                doc.user_span_hooks["similarity"] = hooks.similarity
+            offset += n
+
+    # -- training --------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Encode the batch and hand the output and a backprop callback to the
+        listeners. All but the last listener accumulate gradient; the last one
+        backpropagates through the encoder (and into the transformer).
+
+        examples (Iterable[Example]): A batch of examples (only `predicted` is used).
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): An optimizer, applied after the backprop.
+        losses (Optional[Dict[str, float]]): Updated with the gradient norm
+            under this component's name.
+        RETURNS (Dict[str, float]): The updated losses dictionary.
+        """
+        if losses is None:
+            losses = {}
+        validate_examples(examples, "SpanBert.update")
+        losses.setdefault(self.name, 0.0)
+        docs = [eg.predicted for eg in examples]
+        if not self.listeners or not any(len(doc) for doc in docs):
+            return losses
+        self._check_initialized()
+        set_dropout_rate(self.model, drop)
+        batch, bp_batch = self.model.begin_update(docs)
+        ops = self.model.ops
+        d_vectors = ops.alloc2f(*batch.vectors.shape)
+        d_doc_vectors = ops.alloc2f(*batch.doc_vectors.shape)
+
+        def accumulate_gradient(d_batch: SpanBatch) -> None:
+            nonlocal d_vectors, d_doc_vectors
+            d_vectors += d_batch.vectors
+            d_doc_vectors += d_batch.doc_vectors
+            losses[self.name] += float((d_batch.vectors**2).sum()) + float(
+                (d_batch.doc_vectors**2).sum()
+            )
+
+        def backprop(d_batch: SpanBatch):
+            accumulate_gradient(d_batch)
+            d_docs = bp_batch(SpanBatch(batch.indices, d_vectors, d_doc_vectors))
+            if sgd is not None:
+                self.finish_update(sgd)
+            return d_docs
+
+        batch_id = SpanBertListener.get_batch_id(docs)
+        for listener in self.listeners[:-1]:
+            listener.receive(batch_id, batch, accumulate_gradient)
+        self.listeners[-1].receive(batch_id, batch, backprop)
+        return losses
+
+    def get_loss(self, examples, scores) -> None:
+        """The encoder has no loss of its own: its heads provide the gradient."""
+        return None
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+    ) -> None:
+        """Infer the model's widths from sample docs and check the pipeline.
+
+        get_examples (Callable[[], Iterable[Example]]): Returns sample examples.
+        nlp (Optional[Language]): The pipeline, to check that a transformer or
+            tok2vec feeds this component and that the suggester's needs are met.
+        """
+        validate_get_examples(get_examples, "SpanBert.initialize")
+        docs = [eg.predicted for eg in islice(get_examples(), 32)]
+        if nlp is not None:
+            self._check_pipeline(nlp)
+        self.model.initialize(X=docs)
+        width = self.model.get_dim("nO")
+        for listener in self.listeners:
+            listener.set_dim("nO", width)
+        self._check_suggester(docs)
+
+    # -- checks ------------------------------------------------------------------
+
+    def _check_initialized(self) -> None:
+        if not self.model.shims[0].is_built:
+            raise ValueError(Errors.E109.format(name=self.name) + " Call nlp.initialize() first.")
+
+    def _check_pipeline(self, nlp: Language) -> None:
+        names = nlp.pipe_names
+        if self.name not in names:
+            return
+        before = [(n, nlp.get_pipe(n)) for n in names[: names.index(self.name)]]
+        self.upstream_components = []
+        for node in token_vector_listeners(self.model):
+            feeding = [
+                comp
+                for _, comp in before
+                if node in getattr(comp, "listeners", [])
+                or any(node in v for v in getattr(comp, "listener_map", {}).values())
+            ]
+            if not feeding:
+                raise ValueError(
+                    f"{self.name}: no 'transformer' or 'tok2vec' component before "
+                    f"'{self.name}' feeds its token-vector listener (pipeline: "
+                    f"{names}). Add one first, e.g. nlp.add_pipe('transformer', "
+                    f"before='{self.name}'), or give components.{self.name}.model."
+                    f"tok2vec a self-contained layer such as spacy.Tok2Vec.v2."
+                )
+            for comp in feeding:
+                if comp not in self.upstream_components:
+                    self.upstream_components.append(comp)
+        requires = getattr(self.suggester, "requires", None) or []
+        assigned = set()
+        for name, _ in before:
+            assigned.update(nlp.get_pipe_meta(name).assigns)
+        for req in requires:
+            if not (_REQUIREMENT_ASSIGNS.get(req, {req}) & assigned):
+                hint = _REQUIREMENT_HINTS.get(req, f"a component that sets {req}")
+                raise ValueError(
+                    f"{self.name}: the suggester needs {req}, but no component "
+                    f"before '{self.name}' sets it (pipeline: {names}). Add {hint} "
+                    f"before '{self.name}', or choose another suggester."
+                )
+
+    def _check_suggester(self, docs: List[Doc]) -> None:
+        docs = [doc for doc in docs if len(doc)]
+        if not docs or getattr(self.suggester, "requires", None):
+            return
+        found = self.suggester(docs, ops=self.model.ops)
+        if int(found.lengths.sum()) == 0:
+            raise ValueError(
+                f"{self.name}: the suggester found no candidate spans in any of the "
+                f"{len(docs)} sample docs, so every head would see nothing. Check "
+                f"the suggester's settings (e.g. min_size/max_size or its spans key)."
+            )
+
+    def _check_upstream(self, docs: List[Doc]) -> None:
+        from spacy_transformers.layers import TransformerListener
+
+        if not Doc.has_extension("trf_data"):
+            return
+        if not any(isinstance(n, TransformerListener) for n in self.model.walk()):
+            return
+        for doc in docs:
+            if len(doc) and doc._.trf_data is None:
+                raise ValueError(
+                    f"{self.name}: the doc has no transformer output "
+                    f"(doc._.trf_data). Run a 'transformer' component before "
+                    f"'{self.name}' and don't disable it."
+                )

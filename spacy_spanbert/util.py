@@ -1,0 +1,130 @@
+"""Small helpers shared by the components."""
+from typing import Any, Dict, Optional
+
+import numpy
+from spacy.tokens import Doc, Span
+from spacy.util import replace_model_node
+from thinc.api import Model
+
+SPAN_VECTOR_EXTENSION = "spanbert_vector"
+
+
+def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
+    """Raise a ValueError naming `where` unless `value` is a positive int."""
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        bound = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"{where}: {name} must be {bound} integer, got {value!r}.")
+
+
+def token_vector_listeners(model: Model):
+    """Yield the nodes of `model` that listen to a tok2vec or transformer."""
+    from spacy.pipeline.tok2vec import Tok2VecListener
+    from spacy_transformers.layers import TransformerListener
+
+    for node in model.walk():
+        if isinstance(node, (Tok2VecListener, TransformerListener)):
+            yield node
+
+
+def _fresh_listener(node: Model) -> Model:
+    """A new, unattached listener of the same kind and upstream as `node`."""
+    from spacy.pipeline.tok2vec import Tok2VecListener
+    from spacy_transformers.layers import TransformerListener
+
+    if isinstance(node, TransformerListener):
+        return TransformerListener(upstream_name=node.upstream_name)
+    fresh = Tok2VecListener(upstream_name=node.upstream_name, width=node.get_dim("nO"))
+    return fresh
+
+
+def replace_listener(new_model: Model, listener: Model, encoder: Any) -> Model:
+    """Fix-up called by `nlp.replace_listeners("spanbert", head, paths)`.
+
+    spaCy hands us `encoder.model.copy()`. thinc's copy turns every node into
+    a plain `Model`, so the token-vector listeners inside the copy would no
+    longer receive anything. Each is swapped for a fresh listener of the same
+    kind, which is registered with the component(s) the encoder listens to,
+    under the head's name: the head then trains the transformer directly.
+    """
+    head_names = [name for name, nodes in encoder.listener_map.items() if listener in nodes]
+    originals = list(encoder.model.walk())
+    copies = list(new_model.walk())
+    if len(originals) != len(copies):  # pragma: no cover - thinc guarantees this
+        raise ValueError(
+            f"{encoder.name}: cannot replace the listener: the copied encoder model "
+            f"does not have the same layers as the original."
+        )
+    listener_types = tuple(type(n) for n in token_vector_listeners(encoder.model))
+    for orig, copied in zip(originals, copies):
+        if listener_types and isinstance(orig, listener_types):
+            fresh = _fresh_listener(orig)
+            replace_model_node(new_model, copied, fresh)
+            upstreams = (
+                encoder.find_upstream_components()
+                if hasattr(encoder, "find_upstream_components")
+                else getattr(encoder, "upstream_components", [])
+            )
+            if not upstreams:
+                raise ValueError(
+                    f"{encoder.name}: cannot replace the listener: no 'transformer' or "
+                    f"'tok2vec' component feeds '{encoder.name}'. Add one before it."
+                )
+            for upstream in upstreams:
+                for head in head_names:
+                    upstream.add_listener(fresh, head)
+    return new_model
+
+
+def find_span_vector(span: Span) -> Optional[numpy.ndarray]:
+    """The stored spanbert vector of `span`, from any span group that has
+    `attrs["vectors"]` and contains a span with the same offsets (and label,
+    when the span has one). None if there is none."""
+    for group in span.doc.spans.values():
+        vectors = group.attrs.get("vectors")
+        if vectors is None or len(group) == 0:
+            continue
+        for i, other in enumerate(group):
+            if other.start == span.start and other.end == span.end:
+                if not span.label or span.label == other.label:
+                    return numpy.asarray(vectors[i])
+    return None
+
+
+def install_extensions() -> None:
+    """Register `Span._.spanbert_vector` once (never forced)."""
+    if not Span.has_extension(SPAN_VECTOR_EXTENSION):
+        Span.set_extension(SPAN_VECTOR_EXTENSION, getter=find_span_vector)
+
+
+class SpanVectorHooks:
+    """`doc.user_span_hooks` entries that make `span.vector` and
+    `span.similarity` use the vectors of one span group on a processed doc."""
+
+    def __init__(self, spans_key: str):
+        self.spans_key = spans_key
+        self._rows: Optional[Dict] = None
+
+    def _lookup(self, span: Span) -> Optional[numpy.ndarray]:
+        group = span.doc.spans.get(self.spans_key) if self.spans_key in span.doc.spans else None
+        if group is None or "vectors" not in group.attrs:
+            return None
+        if self._rows is None or len(self._rows) != len(group):
+            self._rows = {(s.start, s.end): i for i, s in enumerate(group)}
+        row = self._rows.get((span.start, span.end))
+        return None if row is None else numpy.asarray(group.attrs["vectors"][row])
+
+    def vector(self, span: Span) -> numpy.ndarray:
+        found = self._lookup(span)
+        if found is not None:
+            return found
+        # Not a candidate span: fall back to spaCy's default (mean token vector).
+        if len(span) == 0:
+            return numpy.zeros((span.doc.vocab.vectors_length,), dtype="f")
+        return numpy.mean([token.vector for token in span], axis=0)
+
+    def similarity(self, span: Span, other: Any) -> float:
+        v1 = self.vector(span)
+        v2 = self.vector(other) if isinstance(other, Span) else other.vector
+        norm = float(numpy.linalg.norm(v1) * numpy.linalg.norm(v2))
+        return float(numpy.dot(v1, v2) / norm) if norm else 0.0
