@@ -15,6 +15,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from .data_classes import SpanBatch
 from .layers.listener import SpanBertListener
 from .util import SpanVectorHooks, install_extensions, token_vector_listeners
+from .suggesters import PresetSpansSuggester, adapt_suggester
 
 DEFAULT_SPANBERT_MODEL_CONFIG = """
 [model]
@@ -132,7 +133,7 @@ class SpanBert(TrainablePipe):
                 f"spacy-spanbert.SpanEncoder.v1, got the layer '{model.name}'."
             )
         if suggester is not None:
-            model.attrs["suggester"] = suggester
+            model.attrs["suggester"] = adapt_suggester(suggester)
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -378,6 +379,8 @@ class SpanBert(TrainablePipe):
         docs = [doc for doc in docs if len(doc)]
         if not docs or getattr(self.suggester, "requires", None):
             return
+        if isinstance(self.suggester, PresetSpansSuggester):
+            return  # the spans are set by the user or an earlier component at run time
         found = self.suggester(docs, ops=self.model.ops)
         if int(found.lengths.sum()) == 0:
             raise ValueError(

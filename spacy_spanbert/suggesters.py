@@ -15,7 +15,7 @@ Every suggester built here carries two attributes the encoder reads:
 """
 import copy
 import functools
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 try:  # Python >= 3.8
     from typing import Protocol, runtime_checkable
@@ -581,3 +581,36 @@ def _merge_children(suggesters: Any) -> List[Any]:
     if isinstance(suggesters, (list, tuple)):
         return list(suggesters)
     return []
+
+
+class PresetSpansSuggester:
+    """spaCy's `preset_spans_suggester` with a doc lacking the group read as
+    "no candidates" (spaCy's raises KeyError), so such docs get an empty
+    `spanbert` group instead of stopping the pipeline."""
+
+    def __init__(self, spans_key: str):
+        self.spans_key = spans_key
+        self.requires: List[str] = []
+        self.max_size = None
+
+    def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
+        ops = ops if ops is not None else get_current_ops()
+        rows: List[List[int]] = []
+        lengths: List[int] = []
+        for doc in docs:
+            group = doc.spans[self.spans_key] if self.spans_key in doc.spans else []
+            pairs = sorted({(s.start, s.end) for s in group})
+            rows.extend([s, e] for s, e in pairs)
+            lengths.append(len(pairs))
+        data = ops.asarray2i(rows) if rows else ops.alloc2i(0, 2)
+        return Ragged(data, ops.asarray1i(lengths))
+
+
+def adapt_suggester(suggester: Callable) -> Callable:
+    """RETURNS (Callable): `suggester`, or a tolerant equivalent of spaCy's
+    `spacy.preset_spans_suggester.v1` (which fails on docs without the group)."""
+    from spacy.pipeline.spancat import preset_spans_suggester
+
+    if isinstance(suggester, functools.partial) and suggester.func is preset_spans_suggester:
+        return PresetSpansSuggester(suggester.keywords.get("spans_key", "sc"))
+    return suggester

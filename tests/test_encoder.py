@@ -351,3 +351,18 @@ def test_encoder_replace_listeners(nlp_factory, tmp_path):
         toy_head.score_spans(head, [doc]),
         atol=1e-5,
     )
+
+
+def test_encoder_spacy_preset_suggester(nlp_factory):
+    nlp = _init(
+        nlp_factory(
+            {"suggester": {"@misc": "spacy.preset_spans_suggester.v1", "spans_key": "cands"}}
+        )
+    )
+    doc = nlp.make_doc("Angela Merkel met Macron")
+    doc.spans["cands"] = [doc[3:4], doc[0:2], doc[0:2]]
+    doc = nlp(doc)
+    group = doc.spans["spanbert"]
+    assert [(s.start, s.end) for s in group] == [(0, 2), (3, 4)]
+    assert group.attrs["vectors"].shape[0] == 2
+    assert len(nlp("no preset spans on this doc").spans["spanbert"]) == 0

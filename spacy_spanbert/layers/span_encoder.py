@@ -7,7 +7,7 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d, Ragged
 
 from ..data_classes import SpanBatch
-from ..suggesters import normalize_suggestions
+from ..suggesters import adapt_suggester, normalize_suggestions
 from .span_encoder_module import SpanEncoderShim
 
 InT = List[Doc]
@@ -45,7 +45,7 @@ def span_encoder(
         shims=[SpanEncoderShim(None)],
         dims={"nI": None, "nO": hidden_width},
         attrs={
-            "suggester": suggester,
+            "suggester": adapt_suggester(suggester),
             "n_heads": n_heads,
             "n_layers": n_layers,
             "window": window,
