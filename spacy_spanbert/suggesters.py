@@ -594,16 +594,11 @@ class PresetSpansSuggester:
         self.max_size = None
 
     def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
-        ops = ops if ops is not None else get_current_ops()
-        rows: List[List[int]] = []
-        lengths: List[int] = []
+        pairs_per_doc = []
         for doc in docs:
             group = doc.spans[self.spans_key] if self.spans_key in doc.spans else []
-            pairs = sorted({(s.start, s.end) for s in group})
-            rows.extend([s, e] for s, e in pairs)
-            lengths.append(len(pairs))
-        data = ops.asarray2i(rows) if rows else ops.alloc2i(0, 2)
-        return Ragged(data, ops.asarray1i(lengths))
+            pairs_per_doc.append(sorted({(s.start, s.end) for s in group}))
+        return _from_pairs(pairs_per_doc, _ops(ops))
 
 
 def adapt_suggester(suggester: Callable) -> Callable:
