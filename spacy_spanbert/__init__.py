@@ -3,7 +3,7 @@
 Importing the package registers its factories, architectures and suggesters;
 a packaged pipeline finds them through the entry points in pyproject.toml.
 """
-from . import _fork, architectures, encoder, suggesters  # noqa: F401  (registration)
+from . import _fork, architectures, encoder, suggesters, textcat  # noqa: F401  (registration)
 from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
 from .layers.listener import SpanBertListener

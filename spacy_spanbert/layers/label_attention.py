@@ -1,0 +1,152 @@
+"""Label attention: each label attends over a doc's candidate spans.
+
+For a doc with span vectors `V` (one row per span) and doc vector `d`, label
+`l` has a learned query `q_l`, output weights `w_l`, `u_l` and a bias `b_l`:
+
+    a_l     = sum_i softmax_i(V q_l / sqrt(W)) V_i      (softmax over the doc's spans)
+    logit_l = w_l . a_l + u_l . d + b_l
+
+A doc without candidate spans has `a_l = 0`, so its logits come from the doc
+vector alone. The layer returns the logits; the activation is added by the
+architecture.
+"""
+from typing import Callable, Optional, Tuple
+
+from thinc.api import Model, glorot_uniform_init
+from thinc.types import Floats2d, Ints1d
+
+from ..data_classes import SpanBatch
+
+InT = SpanBatch
+OutT = Floats2d
+
+
+def label_attention(
+    nO: Optional[int] = None, nI: Optional[int] = None, *, dropout: float = 0.0
+) -> Model[InT, OutT]:
+    """Score labels for each doc by attending over its span vectors.
+
+    nO (Optional[int]): Number of labels; inferred from the output sample in
+        `initialize` if None.
+    nI (Optional[int]): Width of the span and doc vectors; inferred from the
+        input sample in `initialize` if None.
+    dropout (float): Dropout rate applied to the span and doc vectors.
+    RETURNS (Model[SpanBatch, Floats2d]): The layer, giving one row of label
+        logits per doc.
+    """
+    return Model(
+        "label_attention",
+        forward,
+        init=init,
+        dims={"nO": nO, "nI": nI},
+        params={"Q": None, "W": None, "U": None, "b": None},
+        attrs={"dropout_rate": dropout},
+    )
+
+
+def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None) -> None:
+    if X is not None and model.has_dim("nI") is None:
+        model.set_dim("nI", X.width)
+    if Y is not None and model.has_dim("nO") is None:
+        model.set_dim("nO", Y.shape[1])
+    nO = model.get_dim("nO")
+    nI = model.get_dim("nI")
+    ops = model.ops
+    model.set_param("Q", glorot_uniform_init(ops, (nO, nI)))
+    model.set_param("W", ops.alloc2f(nO, nI))
+    model.set_param("U", ops.alloc2f(nO, nI))
+    model.set_param("b", ops.alloc1f(nO))
+
+
+def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, Callable]:
+    ops = model.ops
+    xp = ops.xp
+    Q = model.get_param("Q")
+    W = model.get_param("W")
+    U = model.get_param("U")
+    b = model.get_param("b")
+    lengths = batch.indices.lengths
+    V = batch.vectors
+    D = batch.doc_vectors
+    rate = model.attrs["dropout_rate"]
+    mask_V = mask_D = None
+    if is_train and rate:
+        mask_V = ops.get_dropout_mask(V.shape, rate)
+        mask_D = ops.get_dropout_mask(D.shape, rate)
+        V = V * mask_V
+        D = D * mask_D
+    scale = 1.0 / float(Q.shape[1]) ** 0.5
+    A = _segment_softmax(ops, ops.gemm(V, Q, trans2=True) * scale, lengths)
+    P = ops.gemm(V, W, trans2=True)  # w_l . V_i, so w_l . a_l = sum_i A_il P_il
+    Y = _segment_sum(ops, A * P, lengths) + ops.gemm(D, U, trans2=True) + b
+
+    def backprop(dY: OutT) -> InT:
+        model.inc_grad("b", dY.sum(axis=0))
+        model.inc_grad("U", ops.gemm(dY, D, trans1=True))
+        dD = ops.gemm(dY, U)
+        dY_spans = xp.repeat(dY, lengths, axis=0)
+        dA = dY_spans * P
+        dP = dY_spans * A
+        model.inc_grad("W", ops.gemm(dP, V, trans1=True))
+        dS = A * (dA - xp.repeat(_segment_sum(ops, A * dA, lengths), lengths, axis=0))
+        dS *= scale
+        model.inc_grad("Q", ops.gemm(dS, V, trans1=True))
+        dV = ops.gemm(dP, W) + ops.gemm(dS, Q)
+        if mask_V is not None:
+            dV *= mask_V
+            dD *= mask_D
+        return SpanBatch(batch.indices, dV, dD)
+
+    return Y, backprop
+
+
+def attention_weights(model: Model[InT, OutT], batch: InT) -> Floats2d:
+    """The attention of each label over the spans of its doc, without dropout.
+
+    model (Model[SpanBatch, Floats2d]): An initialized `label_attention` layer.
+    batch (SpanBatch): The span vectors.
+    RETURNS (Floats2d): One row per span, one column per label; each column
+        sums to 1 over the spans of a doc.
+    """
+    Q = model.get_param("Q")
+    scores = model.ops.gemm(batch.vectors, Q, trans2=True) / float(Q.shape[1]) ** 0.5
+    return _segment_softmax(model.ops, scores, batch.indices.lengths)
+
+
+def _segment_sum(ops, X: Floats2d, lengths: Ints1d) -> Floats2d:
+    """Sum the rows of each segment; a segment of length 0 sums to zeros."""
+    if X.shape[0] == 0:
+        return ops.alloc2f(lengths.shape[0], X.shape[1])
+    return ops.reduce_sum(X, lengths)
+
+
+def _segment_softmax(ops, scores: Floats2d, lengths: Ints1d) -> Floats2d:
+    """Softmax over the rows of each segment, column by column. Segments of
+    length 0 are allowed (they have no rows)."""
+    xp = ops.xp
+    if scores.shape[0] == 0:
+        return scores
+    nonempty = lengths[lengths > 0]
+    maxes, _ = ops.reduce_max(scores, nonempty)
+    exp = xp.exp(scores - xp.repeat(maxes, nonempty, axis=0))
+    totals = ops.reduce_sum(exp, nonempty)
+    return exp / xp.repeat(totals, nonempty, axis=0)
+
+
+def grow_labels(model: Model[InT, OutT], nO: int) -> Model[InT, OutT]:
+    """A copy of an initialized layer with `nO` labels; the first labels keep
+    their weights, new ones start like a freshly initialized layer.
+
+    model (Model[SpanBatch, Floats2d]): The layer to grow.
+    nO (int): The new number of labels, at least the current one.
+    RETURNS (Model[SpanBatch, Floats2d]): The new layer.
+    """
+    old_nO = model.get_dim("nO")
+    new = label_attention(nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"])
+    new.initialize()
+    for name in ("Q", "W", "U", "b"):
+        param = new.get_param(name)
+        param[:old_nO] = model.get_param(name)
+        new.set_param(name, param)
+    return new
+
