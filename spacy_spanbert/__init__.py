@@ -3,10 +3,11 @@
 Importing the package registers its factories, architectures and suggesters;
 a packaged pipeline finds them through the entry points in pyproject.toml.
 """
-from . import _fork, architectures, encoder, suggesters, textcat  # noqa: F401  (registration)
+from . import _fork, architectures, encoder, ner, suggesters, textcat  # noqa: F401  (registration)
 from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
 from .layers.listener import SpanBertListener
+from .ner import SpanBertNER, make_spanbert_ner
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,8 @@ __all__ = [
     "SpanBatch",
     "SpanBert",
     "SpanBertListener",
+    "SpanBertNER",
     "make_spanbert",
+    "make_spanbert_ner",
     "__version__",
 ]
