@@ -1,0 +1,88 @@
+"""Every shipped config loads, validates and trains for a few steps with
+`spacy train` (the tiny test BERT stands in for SpanBERT), so none can go stale."""
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin, Span
+from spacy.util import load_config
+
+import spacy_spanbert  # noqa: F401
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+NAMES = ["ner", "nested_ner", "textcat", "textcat_multilabel", "ner_textcat"]
+
+# (text, flat entities, nested spans, topic)
+ROWS = [
+    ("angela merkel met emmanuel macron in berlin .", [(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")],
+     [(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")], "POLITICS"),
+    ("the president of france visited london .", [(0, 4, "PER"), (5, 6, "LOC")],
+     [(0, 4, "PER"), (3, 4, "LOC"), (5, 6, "LOC")], "POLITICS"),
+    ("apple is a company in new york .", [(0, 1, "ORG"), (5, 7, "LOC")],
+     [(0, 1, "ORG"), (5, 7, "LOC")], "BUSINESS"),
+    ("google sold a product in paris .", [(0, 1, "ORG"), (5, 6, "LOC")],
+     [(0, 1, "ORG"), (5, 6, "LOC")], "BUSINESS"),
+]
+
+
+def write_corpus(path: Path) -> Path:
+    nlp = spacy.blank("en")
+    db = DocBin(store_user_data=True)
+    for text, ents, nested, topic in ROWS:
+        doc = nlp.make_doc(text)
+        doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
+        doc.spans["spanbert_ner"] = [Span(doc, s, e, label=label) for s, e, label in nested]
+        doc.cats = {"POLITICS": float(topic == "POLITICS"), "BUSINESS": float(topic == "BUSINESS")}
+        db.add(doc)
+    db.to_disk(path)
+    return path
+
+
+def tiny_overrides(tiny_bert: str, corpus: Path) -> dict:
+    return {
+        "paths.train": str(corpus),
+        "paths.dev": str(corpus),
+        "components.transformer.model.name": tiny_bert,
+        "components.transformer.model.tokenizer_config.do_lower_case": True,
+        "components.transformer.model.get_spans.window": 32,
+        "components.transformer.model.get_spans.stride": 24,
+        "training.max_steps": 4,
+        "training.eval_frequency": 2,
+        "training.optimizer.learn_rate.warmup_steps": 1,
+        "training.optimizer.learn_rate.total_steps": 4,
+        "training.optimizer.learn_rate.initial_rate": 0.001,
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_is_valid_and_uses_spanbert_cased(name):
+    config = load_config(CONFIGS / f"{name}.cfg")
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names[:2] == ["transformer", "spanbert"]
+    model = config["components"]["transformer"]["model"]
+    assert model["name"] == "SpanBERT/spanbert-base-cased"
+    # The SpanBERT checkpoints ship no tokenizer config: casing must be explicit.
+    assert model["tokenizer_config"]["do_lower_case"] is False
+    weights = config["training"]["score_weights"]
+    assert sum(w for w in weights.values() if w) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_trains_and_loads(name, tiny_bert, tmp_path):
+    from spacy.cli.train import train
+
+    corpus = write_corpus(tmp_path / "corpus.spacy")
+    output = tmp_path / "output"
+    train(CONFIGS / f"{name}.cfg", output, overrides=tiny_overrides(tiny_bert, corpus))
+    nlp = spacy.load(output / "model-last")
+    doc = nlp("angela merkel visited paris .")
+    assert "spanbert" in doc.spans and len(doc.spans["spanbert"]) > 0
+    if "spanbert_ner" in nlp.pipe_names:
+        assert set(nlp.get_pipe("spanbert_ner").labels) == {"PER", "LOC", "ORG"}
+        assert "spanbert_ner" in doc.spans
+    for textcat in ("textcat", "textcat_multilabel"):
+        if textcat in nlp.pipe_names:
+            assert set(doc.cats) == {"POLITICS", "BUSINESS"}
+    meta = json.loads((output / "model-last" / "meta.json").read_text())
+    assert meta["performance"], "spacy train recorded no dev scores"
