@@ -255,9 +255,11 @@ def read_litbank(
     spans_key: str = DEFAULT_SPANS_KEY,
     limit: Optional[int] = None,
     encoding: str = "utf-8",
+    n_sents: Optional[int] = None,
 ) -> List[Doc]:
     """Read LitBank entity `.tsv` files: a folder (files in sorted name order)
-    or a single file; one Doc per file. Each line holds a token and one BIO
+    or a single file; one Doc per file, or per `n_sents` sentences of a file
+    (entities never cross sentences, so none is cut). Each line holds a token and one BIO
     column per nesting layer (innermost first), usually with a trailing tab;
     blank lines separate sentences (sentence starts are set).
 
@@ -277,9 +279,33 @@ def read_litbank(
         files = [path]
     else:
         raise ConversionError(f"{path}: no such file or folder")
+    if n_sents is not None and (isinstance(n_sents, bool) or not isinstance(n_sents, int) or n_sents < 1):
+        raise ValueError(f"n_sents must be a positive integer or None, got {n_sents!r}")
     if limit is not None:
         files = files[:limit]
-    return [_read_litbank_file(f, vocab, spans_key, encoding) for f in files]
+    docs = [_read_litbank_file(f, vocab, spans_key, encoding) for f in files]
+    if n_sents is not None:
+        docs = [part for doc in docs for part in _split_sentences(doc, n_sents, spans_key)]
+    return docs
+
+
+def _split_sentences(doc: Doc, n_sents: int, spans_key: str) -> List[Doc]:
+    """Cut DOC into docs of N_SENTS sentences, keeping entities and the span group."""
+    starts = [token.i for token in doc if token.is_sent_start] + [len(doc)]
+    parts = []
+    for i in range(0, len(starts) - 1, n_sents):
+        begin, end = starts[i], starts[min(i + n_sents, len(starts) - 1)]
+        words = [t.text for t in doc[begin:end]]
+        part = _token_doc(doc.vocab, words, [t.is_sent_start for t in doc[begin:end]])
+        part[0].is_sent_start = True
+        inside = lambda span: begin <= span.start and span.end <= end  # noqa: E731
+        part.spans[spans_key] = SpanGroup(part, name=spans_key, spans=[
+            Span(part, s.start - begin, s.end - begin, label=s.label_)
+            for s in doc.spans[spans_key] if inside(s)
+        ])
+        part.ents = [Span(part, e.start - begin, e.end - begin, label=e.label_) for e in doc.ents if inside(e)]
+        parts.append(part)
+    return parts
 
 
 def _read_litbank_file(path: Path, vocab: Vocab, spans_key: str, encoding: str) -> Doc:
@@ -718,7 +744,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoding", default=None,
                         help="input encoding (default: iso-8859-1 for trec, utf-8 otherwise)")
     parser.add_argument("--n-sents", type=_positive_int, default=None, metavar="N",
-                        help="conll: sentences per doc (default: 1)")
+                        help="conll: sentences per doc (default: 1); litbank: split each "
+                             "file into docs of N sentences (default: one doc per file)")
     parser.add_argument("--spans-key", default=None, metavar="KEY",
                         help=f"litbank: doc.spans key for all layers (default: {DEFAULT_SPANS_KEY})")
     parser.add_argument("--fine", action="store_true",
@@ -739,7 +766,9 @@ def _read(args: argparse.Namespace) -> List[Doc]:
     if args.format == "conll":
         return read_conll(args.input, nlp, n_sents=args.n_sents or 1, **common)
     if args.format == "litbank":
-        return read_litbank(args.input, nlp, spans_key=args.spans_key or DEFAULT_SPANS_KEY, **common)
+        return read_litbank(
+            args.input, nlp, spans_key=args.spans_key or DEFAULT_SPANS_KEY, n_sents=args.n_sents, **common
+        )
     if args.format == "prodigy":
         return read_prodigy(args.input, nlp, **common)
     if args.format == "trec":
@@ -753,13 +782,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     only = {
-        "n_sents": ("--n-sents", "conll"),
+        "n_sents": ("--n-sents", "conll or litbank"),
         "spans_key": ("--spans-key", "litbank"),
         "fine": ("--fine", "trec"),
         "labels": ("--labels", "goemotions"),
     }
     for dest, (flag, fmt) in only.items():
-        if getattr(args, dest) not in (None, False) and args.format != fmt:
+        if getattr(args, dest) not in (None, False) and args.format not in fmt.split(" or "):
             parser.error(f"{flag} only applies to the {fmt} format")
     if args.format == "goemotions" and args.labels is None:
         parser.error("the goemotions format requires --labels FILE")

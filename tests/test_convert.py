@@ -221,6 +221,29 @@ def test_convert_litbank_ents_prefer_longer_span_over_crossing_inner(tmp_path, n
     assert len(doc.spans["spanbert_ner"]) == 3
 
 
+def test_convert_litbank_n_sents_splits_files_keeping_nested_spans(tmp_path, nlp):
+    docs = read_litbank(write_litbank(tmp_path / "train"), nlp, n_sents=1)
+    assert [doc.text for doc in docs] == [
+        "CHAPTER I",
+        "the Lord of London met Mr. Tulk .",
+        "In Lincoln 'sInn",
+    ]
+    spans = [(s.start, s.end, s.label_) for s in docs[1].spans["spanbert_ner"]]
+    assert spans == [(0, 4, "PER"), (1, 2, "PER"), (3, 4, "GPE"), (5, 7, "PER")]
+    assert ents(docs[1]) == [(0, 4, "PER"), (5, 7, "PER")]
+    assert list(docs[0].spans["spanbert_ner"]) == [] and ents(docs[0]) == []
+    assert all(doc[0].is_sent_start for doc in docs)
+    with pytest.raises(ValueError, match="n_sents"):
+        read_litbank(tmp_path / "train", nlp, n_sents=0)
+
+
+def test_convert_litbank_n_sents_cli(tmp_path):
+    output = tmp_path / "out.spacy"
+    assert main(["litbank", str(write_litbank(tmp_path / "train")), str(output), "--n-sents", "2"]) == 0
+    docs = list(DocBin().from_disk(output).get_docs(spacy.blank("en").vocab))
+    assert [len(doc) for doc in docs] == [10, 3]
+
+
 def test_convert_litbank_spans_key_and_limit(tmp_path, nlp):
     docs = read_litbank(write_litbank(tmp_path / "train"), nlp, spans_key="sc", limit=1)
     assert len(docs) == 1
