@@ -1,0 +1,396 @@
+"""Accuracy of spacy-spanbert next to spaCy's own component, same encoder,
+data and training budget, in the same run.
+
+    python benchmarks/accuracy.py TASK --train T.spacy --dev D.spacy [--test X.spacy]
+        --encoder NAME_OR_PATH --output DIR [--steps N] [--seed S]
+
+TASK      spacy-spanbert pipeline             spaCy's component
+ner       configs/ner.cfg                     ner (TransitionBasedParser)
+nested    configs/nested_ner.cfg              spancat (SpanCategorizer, same n-gram sizes)
+textcat   configs/textcat.cfg                 textcat (TextCatEnsemble.v2 on the transformer)
+multilabel configs/textcat_multilabel.cfg     textcat_multilabel (TextCatEnsemble.v2)
+
+Both systems are trained by spaCy's own training loop (`spacy train`) from a
+config written to DIR/<system>/config.cfg, with the same transformer, steps,
+batch size, optimizer, learning-rate schedule, seed and evaluation frequency.
+The best checkpoint on dev (spaCy's usual `model-best`) is scored on dev and,
+when given, on test. Writes DIR/results.json, DIR/learning_curve.png and a
+Markdown table on stdout. Nested data must carry its gold spans on
+`doc.spans["spanbert_ner"]` (what `python -m spacy_spanbert.convert litbank` writes).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import srsly
+from spacy import util
+from spacy.scorer import Scorer
+from spacy.training import Corpus, Example
+from thinc.api import Config
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+SPANS_KEY = "spanbert_ner"
+
+TASKS: Dict[str, Dict[str, Any]] = {
+    "ner": {
+        "config": "ner.cfg",
+        "head": "spanbert_ner",
+        "baseline": "ner",
+        "main": "ents_f",
+        "report": ["ents_f", "ents_p", "ents_r"],
+    },
+    "nested": {
+        "config": "nested_ner.cfg",
+        "head": "spanbert_ner",
+        "baseline": "spancat",
+        "main": f"spans_{SPANS_KEY}_f",
+        "report": [f"spans_{SPANS_KEY}_f", f"spans_{SPANS_KEY}_p", f"spans_{SPANS_KEY}_r"],
+    },
+    "textcat": {
+        "config": "textcat.cfg",
+        "head": "textcat",
+        "baseline": "textcat",
+        "main": "accuracy",
+        "report": ["accuracy", "cats_score", "cats_macro_f"],
+    },
+    "multilabel": {
+        "config": "textcat_multilabel.cfg",
+        "head": "textcat_multilabel",
+        "baseline": "textcat_multilabel",
+        "main": "cats_macro_f",
+        "report": ["cats_macro_f", "cats_micro_f", "cats_macro_auc"],
+    },
+}
+
+LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "upstream": "transformer",
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+
+
+def baseline_component(task: str, max_size: int) -> Dict[str, Any]:
+    """spaCy's own component for TASK, as in `spacy init config` for a
+    transformer pipeline optimised for accuracy."""
+    if task == "ner":
+        return {
+            "factory": "ner",
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "extra_state_tokens": False,
+                "hidden_width": 64,
+                "maxout_pieces": 2,
+                "use_upper": False,
+                "nO": None,
+                "tok2vec": dict(LISTENER),
+            },
+        }
+    if task == "nested":
+        return {
+            "factory": "spancat",
+            "spans_key": SPANS_KEY,
+            "threshold": 0.5,
+            "max_positive": None,
+            "suggester": {"@misc": "spacy.ngram_suggester.v1", "sizes": list(range(1, max_size + 1))},
+            "model": {
+                "@architectures": "spacy.SpanCategorizer.v1",
+                "reducer": {"@layers": "spacy.mean_max_reducer.v1", "hidden_size": 128},
+                "scorer": {"@layers": "spacy.LinearLogistic.v1", "nO": None, "nI": None},
+                "tok2vec": dict(LISTENER),
+            },
+        }
+    exclusive = task == "textcat"
+    return {
+        "factory": "textcat" if exclusive else "textcat_multilabel",
+        "threshold": 0.0 if exclusive else 0.5,
+        "model": {
+            "@architectures": "spacy.TextCatEnsemble.v2",
+            "nO": None,
+            "tok2vec": dict(LISTENER),
+            "linear_model": {
+                "@architectures": "spacy.TextCatBOW.v3",
+                "exclusive_classes": exclusive,
+                "length": 262144,
+                "ngram_size": 1,
+                "no_output_layer": False,
+            },
+        },
+    }
+
+
+def encoder_lowercase(encoder: str) -> Optional[bool]:
+    """Whether the encoder's tokenizer lowercases: from a local folder's
+    tokenizer config, else from the name ('uncased' / 'cased'); None if unknown."""
+    folder = Path(encoder)
+    config = folder / "tokenizer_config.json"
+    if config.exists():
+        value = srsly.read_json(config).get("do_lower_case")
+        if value is not None:
+            return bool(value)
+    name = encoder.lower()
+    if "uncased" in name:
+        return True
+    if "cased" in name:
+        return False
+    return None
+
+
+def build_config(task: str, system: str, args: argparse.Namespace, curve_path: Path) -> Config:
+    spec = TASKS[task]
+    config = util.load_config(CONFIGS / spec["config"], interpolate=False)
+    max_size = config["components"]["spanbert"]["model"]["suggester"]["max_size"]
+    if system == "spacy":
+        component = spec["baseline"]
+        for name in list(config["components"]):
+            if name != "transformer":
+                del config["components"][name]
+        config["components"][component] = baseline_component(task, max_size)
+        config["nlp"]["pipeline"] = ["transformer", component]
+        if task == "nested":
+            config["training"]["score_weights"] = {
+                f"spans_{SPANS_KEY}_f": 1.0,
+                f"spans_{SPANS_KEY}_p": 0.0,
+                f"spans_{SPANS_KEY}_r": 0.0,
+            }
+        elif task == "ner":
+            config["training"]["score_weights"] = {
+                "ents_f": 1.0,
+                "ents_p": 0.0,
+                "ents_r": 0.0,
+                "ents_per_type": None,
+            }
+    transformer = config["components"]["transformer"]["model"]
+    transformer["name"] = args.encoder
+    lowercase = encoder_lowercase(args.encoder)
+    if lowercase is None:
+        del transformer["tokenizer_config"]["do_lower_case"]
+    else:
+        transformer["tokenizer_config"]["do_lower_case"] = lowercase
+    config["paths"]["train"] = str(args.train)
+    config["paths"]["dev"] = str(args.dev)
+    config["system"]["seed"] = args.seed
+    training = config["training"]
+    training["max_steps"] = args.steps
+    training["eval_frequency"] = args.eval_frequency or max(1, args.steps // 10)
+    training["patience"] = 0
+    training["batcher"]["size"] = args.batch_words
+    # long docs (e.g. whole LitBank excerpts) get a batch of their own instead of being dropped
+    training["batcher"]["discard_oversize"] = False
+    schedule = training["optimizer"]["learn_rate"]
+    schedule["initial_rate"] = args.lr
+    schedule["warmup_steps"] = max(1, args.steps // 10)
+    schedule["total_steps"] = args.steps
+    training["logger"] = {"@loggers": "spacy-spanbert-bench.curve.v1", "path": str(curve_path)}
+    return config
+
+
+@util.registry.loggers("spacy-spanbert-bench.curve.v1")
+def curve_logger(path: str):
+    """Print one line per evaluation and append it to a JSONL file."""
+
+    def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
+        start = time.perf_counter()
+        Path(path).write_text("")
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            if info is None:
+                return
+            row = {
+                "step": info["step"],
+                "score": info["score"],
+                "losses": {k: float(v) for k, v in info["losses"].items()},
+                "seconds": round(time.perf_counter() - start, 1),
+                "other_scores": {
+                    k: v for k, v in info["other_scores"].items() if isinstance(v, (int, float))
+                },
+            }
+            with open(path, "a", encoding="utf8") as f:
+                f.write(json.dumps(row) + "\n")
+            losses = " ".join(f"{k}={v:.2f}" for k, v in row["losses"].items())
+            stdout.write(f"  step {row['step']:>5}  score {row['score']:.4f}  {losses}  {row['seconds']}s\n")
+            stdout.flush()
+
+        return log_step, lambda: None
+
+    return setup
+
+
+def accuracy(examples: List[Example]) -> Optional[float]:
+    """Share of docs whose best predicted label is the gold label (exclusive
+    classes; docs without a positive gold label are skipped)."""
+    right = total = 0
+    for eg in examples:
+        gold = {k: v for k, v in eg.reference.cats.items()}
+        if not gold or max(gold.values()) < 0.5 or not eg.predicted.cats:
+            continue
+        total += 1
+        right += max(gold, key=gold.get) == max(eg.predicted.cats, key=eg.predicted.cats.get)
+    return right / total if total else None
+
+
+def evaluate(nlp, path: Path, batch_size: int) -> Dict[str, Any]:
+    """Score NLP on the corpus at PATH and time its `nlp.pipe` pass."""
+    examples = list(Corpus(str(path))(nlp))
+    docs = [eg.predicted for eg in examples]
+    n_words = sum(len(doc) for doc in docs)
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(docs, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    scored = [Example(doc, eg.reference) for doc, eg in zip(predicted, examples)]
+    scores = Scorer(nlp).score(scored)
+    scores = {k: v for k, v in scores.items() if not k.startswith(("token_", "speed"))}
+    scores["accuracy"] = accuracy(scored)
+    scores["words_per_second"] = n_words / seconds if seconds else None
+    return scores
+
+
+def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, Any]:
+    from spacy.cli.train import train
+
+    folder = Path(args.output) / system
+    folder.mkdir(parents=True, exist_ok=True)
+    curve_path = folder / "curve.jsonl"
+    config = build_config(task, system, args, curve_path)
+    config.to_disk(folder / "config.cfg")
+    print(f"\n== {system}: training {args.steps} steps ({folder / 'config.cfg'})", flush=True)
+    util.fix_random_seed(args.seed)
+    start = time.perf_counter()
+    train(folder / "config.cfg", folder / "model")
+    train_seconds = time.perf_counter() - start
+    nlp = util.load_model(folder / "model" / "model-best")
+    result: Dict[str, Any] = {"train_seconds": round(train_seconds, 1)}
+    result["dev"] = evaluate(nlp, args.dev, args.eval_batch_size)
+    result["words_per_second"] = result["dev"].pop("words_per_second")
+    if args.test:
+        result["test"] = evaluate(nlp, args.test, args.eval_batch_size)
+        result["test"].pop("words_per_second")
+    result["curve"] = [json.loads(line) for line in curve_path.read_text().splitlines() if line]
+    return result
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{100 * value:.2f}" if value <= 1.0 else f"{value:.0f}"
+    return "-" if value is None else str(value)
+
+
+def table(task: str, results: Dict[str, Any]) -> str:
+    spec = TASKS[task]
+    systems = results["systems"]
+    splits = [s for s in ("dev", "test") if all(s in r for r in systems.values())]
+    head = ["system"] + [f"{split} {key}" for split in splits for key in spec["report"]]
+    head += ["train s", "words/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, res in systems.items():
+        row = [name] + [fmt(res[split].get(key)) for split in splits for key in spec["report"]]
+        row += [f"{res['train_seconds']:.0f}", f"{res['words_per_second']:.0f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    if set(systems) == {"spanbert", "spacy"}:
+        a, b = systems["spanbert"], systems["spacy"]
+        row = ["spanbert - spacy"]
+        for split in splits:
+            for key in spec["report"]:
+                x, y = a[split].get(key), b[split].get(key)
+                row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")
+        row += [
+            f"x{a['train_seconds'] / b['train_seconds']:.2f}",
+            f"x{a['words_per_second'] / b['words_per_second']:.2f}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot(task: str, results: Dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no learning curve plot.")
+        return
+    main = TASKS[task]["main"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in results["systems"].items():
+        steps = [row["step"] for row in res["curve"]]
+        # the training loop's score is the weighted score of the config
+        ax.plot(steps, [row["score"] for row in res["curve"]], marker="o", label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"dev score ({main if main != 'accuracy' else 'cats_score'})")
+    ax.set_title(f"{task}: {Path(results['encoder']).name}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--train", type=Path, required=True, help="training DocBin (.spacy)")
+    parser.add_argument("--dev", type=Path, required=True, help="dev DocBin (.spacy)")
+    parser.add_argument("--test", type=Path, default=None, help="optional test DocBin (.spacy)")
+    parser.add_argument("--encoder", required=True, help="Hugging Face model name or folder")
+    parser.add_argument("--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (warmup_linear)")
+    parser.add_argument("--batch-words", type=int, default=1000, help="padded batch size in words")
+    parser.add_argument("--eval-frequency", type=int, default=0, help="default: steps / 10")
+    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--systems", nargs="+", choices=["spanbert", "spacy"], default=["spanbert", "spacy"])
+    args = parser.parse_args(argv)
+    for option in ("train", "dev", "test"):
+        path = getattr(args, option)
+        if path is not None and not path.exists():
+            parser.error(f"--{option} {path} does not exist (convert the data with python -m spacy_spanbert.convert)")
+    if args.steps <= 0:
+        parser.error("--steps must be positive")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import spacy_spanbert  # noqa: F401
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, Any] = {
+        "task": args.task,
+        "encoder": args.encoder,
+        "budget": {
+            "steps": args.steps,
+            "batch_words": args.batch_words,
+            "optimizer": "Adam.v1 (spaCy transformer defaults: L2 0.01 as weight decay, grad_clip 1.0)",
+            "learn_rate": {"schedule": "warmup_linear.v1", "initial_rate": args.lr,
+                           "warmup_steps": max(1, args.steps // 10), "total_steps": args.steps},
+            "eval_frequency": args.eval_frequency or max(1, args.steps // 10),
+            "seed": args.seed,
+            "selection": "best dev checkpoint (model-best)",
+        },
+        "data": {"train": str(args.train), "dev": str(args.dev), "test": str(args.test) if args.test else None},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "systems": {},
+    }
+    for system in args.systems:
+        results["systems"][system] = run_system(args.task, system, args)
+        srsly.write_json(args.output / "results.json", results)
+    print(f"\n### {args.task} ({Path(args.encoder).name}, {args.steps} steps)\n")
+    print(table(args.task, results))
+    plot(args.task, results, args.output / "learning_curve.png")
+    print(f"\nwrote {args.output / 'results.json'} and {args.output / 'learning_curve.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
