@@ -8,6 +8,13 @@ from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
 from .layers.listener import SpanBertListener
 from .ner import SpanBertNER, make_spanbert_ner
+from .textcat import (
+    SpanBertMultiLabelTextCategorizer,
+    SpanBertTextCategorizer,
+    make_spanbert_textcat,
+    make_spanbert_textcat_multilabel,
+    span_attention_evidence,
+)
 
 __version__ = "0.1.0"
 
@@ -17,8 +24,13 @@ __all__ = [
     "SpanBatch",
     "SpanBert",
     "SpanBertListener",
+    "SpanBertMultiLabelTextCategorizer",
     "SpanBertNER",
+    "SpanBertTextCategorizer",
     "make_spanbert",
     "make_spanbert_ner",
+    "make_spanbert_textcat",
+    "make_spanbert_textcat_multilabel",
+    "span_attention_evidence",
     "__version__",
 ]

@@ -1,16 +1,72 @@
-"""Span-attention text classification: a model for spaCy's own `textcat` and
-`textcat_multilabel` components that reads the `spanbert` span vectors."""
-from typing import List, Optional, Tuple
+"""Span-attention text classification.
 
-from spacy.tokens import Doc
+`SpanAttentionTextCat.v1` is a model for spaCy's own `textcat` and
+`textcat_multilabel` components that reads the `spanbert` span vectors. The
+`spanbert_textcat` and `spanbert_textcat_multilabel` factories are those two
+components plus evidence: from the same forward pass as `doc.cats`, the top-k
+spans each label attended to, written to `doc.spans[evidence_key]` with
+`attrs["weights"]` (render it with displaCy's "span" style).
+"""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline.textcat import TextCategorizer, textcat_score
+from spacy.pipeline.textcat_multilabel import (
+    MultiLabel_TextCategorizer,
+    textcat_multilabel_score,
+)
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import registry
-from thinc.api import Logistic, Model, chain, softmax_activation
+from spacy.vocab import Vocab
+from thinc.api import Config, Logistic, Model, chain, softmax_activation
 from thinc.types import Floats2d, Ragged
 
-from .layers.label_attention import attention_weights, grow_labels, label_attention
+from .layers.label_attention import (
+    attention_weights,
+    grow_labels,
+    label_attention,
+    predict_with_weights,
+)
 from .layers.listener import SpanBertListener
+from .util import check_positive
 
 WHERE = "spacy-spanbert.SpanAttentionTextCat.v1"
+
+DEFAULT_TEXTCAT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-spanbert.SpanAttentionTextCat.v1"
+exclusive_classes = true
+nO = null
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy-spanbert.SpanBertListener.v1"
+width = null
+upstream = "*"
+"""
+DEFAULT_TEXTCAT_MODEL = Config().from_str(DEFAULT_TEXTCAT_MODEL_CONFIG)["model"]
+DEFAULT_MULTI_TEXTCAT_MODEL = Config().from_str(
+    DEFAULT_TEXTCAT_MODEL_CONFIG.replace("exclusive_classes = true", "exclusive_classes = false")
+)["model"]
+
+# spaCy's textcat scores, so a spanbert_textcat is compared like a textcat.
+TEXTCAT_SCORE_WEIGHTS = {
+    "cats_score": 1.0,
+    "cats_score_desc": None,
+    "cats_micro_p": None,
+    "cats_micro_r": None,
+    "cats_micro_f": None,
+    "cats_macro_p": None,
+    "cats_macro_r": None,
+    "cats_macro_f": None,
+    "cats_macro_auc": None,
+    "cats_f_per_type": None,
+}
+
+# The scores, the [start, end) rows of the candidate spans (one length per
+# doc) and one row of label weights per span.
+EvidenceT = Tuple[Floats2d, Ragged, Floats2d]
 
 
 @registry.architectures("spacy-spanbert.SpanAttentionTextCat.v1")
@@ -44,6 +100,7 @@ def build_span_attention_textcat(
         model.set_dim("nO", nO)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("label_attention", attention)
+    model.set_ref("activation", activation)
     model.attrs["multi_label"] = not exclusive_classes
     model.attrs["resize_output"] = resize_output
     return model
@@ -110,6 +167,9 @@ def span_attention_evidence(model: Model, docs: List[Doc]) -> Tuple[Ragged, Floa
     """The attention each label pays to each candidate span, as evidence for
     the scores. The `spanbert` component must have annotated `docs`.
 
+    Works with any component whose model is a `SpanAttentionTextCat`; the
+    `spanbert_textcat` components store the same weights on the docs.
+
     model (Model): A `SpanAttentionTextCat` model, e.g. `nlp.get_pipe("textcat").model`.
     docs (List[Doc]): The docs.
     RETURNS (Tuple[Ragged, Floats2d]): The `[start, end)` rows of the spans,
@@ -119,3 +179,279 @@ def span_attention_evidence(model: Model, docs: List[Doc]) -> Tuple[Ragged, Floa
     batch = model.get_ref("tok2vec").predict(docs)
     weights = attention_weights(model.get_ref("label_attention"), batch)
     return batch.indices, weights
+
+
+def predict_with_evidence(model: Model, docs: List[Doc]) -> EvidenceT:
+    """The label scores of `model.predict(docs)` and, from the same forward
+    pass, the attention each label pays to each candidate span.
+
+    model (Model): A `SpanAttentionTextCat` model.
+    docs (List[Doc]): The docs.
+    RETURNS (Tuple[Floats2d, Ragged, Floats2d]): One row of scores per doc,
+        the `[start, end)` rows of the spans with one length per doc, and one
+        row of label weights per span.
+    """
+    batch = model.get_ref("tok2vec").predict(docs)
+    logits, weights = predict_with_weights(model.get_ref("label_attention"), batch)
+    scores = model.get_ref("activation").predict(logits)
+    return scores, batch.indices, weights
+
+
+# -- components ---------------------------------------------------------------
+
+
+@Language.factory(
+    "spanbert_textcat",
+    assigns=["doc.cats", "doc.spans"],
+    default_config={
+        "threshold": 0.0,
+        "model": DEFAULT_TEXTCAT_MODEL,
+        "scorer": {"@scorers": "spacy.textcat_scorer.v2"},
+        "evidence_key": "{name}_evidence",
+        "evidence_top_k": 3,
+    },
+    default_score_weights=TEXTCAT_SCORE_WEIGHTS,
+)
+def make_spanbert_textcat(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], Floats2d],
+    threshold: float,
+    scorer: Optional[Callable],
+    evidence_key: Optional[str],
+    evidence_top_k: int,
+) -> "SpanBertTextCategorizer":
+    """Create spaCy's single-label `textcat` with span-attention evidence.
+
+    model (Model[List[Doc], Floats2d]): A `SpanAttentionTextCat` model with
+        exclusive classes.
+    threshold (float): Unused, as in spaCy's `textcat`.
+    scorer (Optional[Callable]): The scoring method (`cats_*` scores).
+    evidence_key (Optional[str]): Write the evidence to
+        `doc.spans[evidence_key]`; "{name}" is replaced by the component name.
+        None to write no evidence.
+    evidence_top_k (int): Number of spans kept per label and doc.
+    """
+    return SpanBertTextCategorizer(
+        nlp.vocab,
+        model,
+        name,
+        threshold=threshold,
+        scorer=scorer,
+        evidence_key=evidence_key,
+        evidence_top_k=evidence_top_k,
+    )
+
+
+@Language.factory(
+    "spanbert_textcat_multilabel",
+    assigns=["doc.cats", "doc.spans"],
+    default_config={
+        "threshold": 0.5,
+        "model": DEFAULT_MULTI_TEXTCAT_MODEL,
+        "scorer": {"@scorers": "spacy.textcat_multilabel_scorer.v2"},
+        "evidence_key": "{name}_evidence",
+        "evidence_top_k": 3,
+    },
+    default_score_weights=TEXTCAT_SCORE_WEIGHTS,
+)
+def make_spanbert_textcat_multilabel(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], Floats2d],
+    threshold: float,
+    scorer: Optional[Callable],
+    evidence_key: Optional[str],
+    evidence_top_k: int,
+) -> "SpanBertMultiLabelTextCategorizer":
+    """Create spaCy's `textcat_multilabel` with span-attention evidence.
+
+    model (Model[List[Doc], Floats2d]): A `SpanAttentionTextCat` model without
+        exclusive classes.
+    threshold (float): Cutoff to consider a prediction "positive".
+    scorer (Optional[Callable]): The scoring method (`cats_*` scores).
+    evidence_key (Optional[str]): Write the evidence to
+        `doc.spans[evidence_key]`; "{name}" is replaced by the component name.
+        None to write no evidence.
+    evidence_top_k (int): Number of spans kept per label and doc.
+    """
+    return SpanBertMultiLabelTextCategorizer(
+        nlp.vocab,
+        model,
+        name,
+        threshold=threshold,
+        scorer=scorer,
+        evidence_key=evidence_key,
+        evidence_top_k=evidence_top_k,
+    )
+
+
+class SpanBertTextCategorizer(TextCategorizer):
+    """spaCy's `TextCategorizer` that also stores, for each label, the spans
+    its attention weighted most. Training, loss, labels and scores are
+    spaCy's; only `predict` and `set_annotations` differ.
+
+    The evidence group `doc.spans[evidence_key]` holds, label by label in the
+    order of `labels`, the top `evidence_top_k` candidate spans by weight
+    (fewer if the doc has fewer), each labelled with the text label. Its attrs:
+    "weights" (numpy float32, one per span, descending within a label),
+    "labels" (the labels, in group order), "top_k" and "n_candidates" (the
+    number of spans the weights were spread over: 1/n is uniform attention).
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "spanbert_textcat",
+        *,
+        threshold: float,
+        scorer: Optional[Callable] = textcat_score,
+        evidence_key: Optional[str] = "{name}_evidence",
+        evidence_top_k: int = 3,
+    ) -> None:
+        """
+        vocab (Vocab): The shared vocabulary.
+        model (Model): A `SpanAttentionTextCat` model.
+        name (str): The component instance name.
+        threshold (float): As in spaCy's text classifiers.
+        scorer (Optional[Callable]): The scoring method.
+        evidence_key (Optional[str]): Key of the evidence span group; "{name}"
+            is replaced by `name`. None to write no evidence.
+        evidence_top_k (int): Number of spans kept per label and doc.
+        """
+        for ref in ("tok2vec", "label_attention", "activation"):
+            if not model.has_ref(ref):
+                raise ValueError(
+                    f"{name}: the model must be a span-attention text classifier "
+                    f"such as {WHERE}, got the layer '{model.name}'. Use spaCy's "
+                    f"'textcat' or 'textcat_multilabel' factory for other models."
+                )
+        if evidence_key is not None:
+            if not isinstance(evidence_key, str) or not evidence_key:
+                raise ValueError(
+                    f"{name}: evidence_key must be a non-empty string, or null to "
+                    f"store no evidence, got {evidence_key!r}."
+                )
+            evidence_key = evidence_key.replace("{name}", name)
+        check_positive(name, "evidence_top_k", evidence_top_k)
+        super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
+        self.cfg["evidence_key"] = evidence_key
+        self.cfg["evidence_top_k"] = evidence_top_k
+
+    @property
+    def evidence_key(self) -> Optional[str]:
+        """RETURNS (Optional[str]): Key of the evidence span group, or None."""
+        return self.cfg["evidence_key"]
+
+    @property
+    def evidence_top_k(self) -> int:
+        """RETURNS (int): Number of spans kept per label and doc."""
+        return self.cfg["evidence_top_k"]
+
+    def predict(self, docs: Iterable[Doc]) -> EvidenceT:
+        """Apply the model to a batch of docs, without modifying them.
+
+        docs (Iterable[Doc]): The documents to predict.
+        RETURNS (Tuple[Floats2d, Ragged, Floats2d]): The scores, one row per
+            doc as in `TextCategorizer.predict`; the `[start, end)` rows of the
+            candidate spans, with one length per doc; and, from the same
+            forward pass, one row of label weights per span.
+        """
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            # As spaCy's textcat: no tokens in any doc gives zero scores.
+            ops = self.model.ops
+            n_labels = len(self.labels)
+            indices = Ragged(ops.alloc2i(0, 2), ops.alloc1i(len(docs)))
+            return ops.alloc2f(len(docs), n_labels), indices, ops.alloc2f(0, n_labels)
+        return predict_with_evidence(self.model, docs)
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: EvidenceT) -> None:
+        """Set `doc.cats` and, unless `evidence_key` is None, the evidence
+        group `doc.spans[evidence_key]`.
+
+        docs (Iterable[Doc]): The documents to modify.
+        predictions (Tuple[Floats2d, Ragged, Floats2d]): The output of `predict`.
+        """
+        docs = list(docs)
+        scores, indices, weights = predictions
+        super().set_annotations(docs, scores)
+        key = self.evidence_key
+        if key is None:
+            return
+        self._check_evidence_key(key)
+        ops = self.model.ops
+        offsets = ops.to_numpy(indices.dataXd).reshape((-1, 2))
+        lengths = ops.to_numpy(indices.lengths)
+        weights = ops.to_numpy(weights)
+        labels = list(self.labels)
+        top_k = self.evidence_top_k
+        start = 0
+        for doc, n in zip(docs, lengths):
+            n = int(n)
+            doc_offsets = offsets[start : start + n]
+            doc_weights = weights[start : start + n, : len(labels)]
+            start += n
+            # Rows of the top spans, best first, one column per label; ties
+            # keep the candidates' order.
+            top = numpy.argsort(-doc_weights, axis=0, kind="stable")[:top_k]
+            spans = []
+            kept = []
+            for j, label in enumerate(labels):
+                for row in top[:, j]:
+                    s, e = doc_offsets[row]
+                    spans.append(Span(doc, int(s), int(e), label=label))
+                    kept.append(doc_weights[row, j])
+            attrs: Dict[str, Any] = {
+                "weights": numpy.asarray(kept, dtype="float32").reshape((-1,)),
+                "labels": labels,
+                "top_k": top_k,
+                "n_candidates": n,
+            }
+            doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
+
+    def _check_evidence_key(self, key: str) -> None:
+        tok2vec = self.model.get_ref("tok2vec")
+        if isinstance(tok2vec, SpanBertListener) and tok2vec.attrs.get("spans_key") == key:
+            raise ValueError(
+                f"{self.name}: evidence_key '{key}' is the span group the "
+                f"'spanbert' component writes its candidates to, and would "
+                f"overwrite them. Choose another evidence_key."
+            )
+
+
+class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_TextCategorizer):
+    """spaCy's `MultiLabel_TextCategorizer` that also stores, for each label,
+    the spans its attention weighted most; see `SpanBertTextCategorizer`."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "spanbert_textcat_multilabel",
+        *,
+        threshold: float,
+        scorer: Optional[Callable] = textcat_multilabel_score,
+        evidence_key: Optional[str] = "{name}_evidence",
+        evidence_top_k: int = 3,
+    ) -> None:
+        """
+        vocab (Vocab): The shared vocabulary.
+        model (Model): A `SpanAttentionTextCat` model.
+        name (str): The component instance name.
+        threshold (float): Cutoff to consider a prediction "positive".
+        scorer (Optional[Callable]): The scoring method.
+        evidence_key (Optional[str]): Key of the evidence span group; "{name}"
+            is replaced by `name`. None to write no evidence.
+        evidence_top_k (int): Number of spans kept per label and doc.
+        """
+        super().__init__(
+            vocab,
+            model,
+            name,
+            threshold=threshold,
+            scorer=scorer,
+            evidence_key=evidence_key,
+            evidence_top_k=evidence_top_k,
+        )

@@ -52,3 +52,12 @@ def test_registry_names_are_namespaced_and_versioned():
     for reg in (registry.architectures, registry.misc, registry.scorers):
         for name in _registered(reg):
             assert name.rsplit(".", 1)[-1].startswith("v")
+
+
+@pytest.mark.parametrize("name", ["spanbert_textcat", "spanbert_textcat_multilabel"])
+def test_registry_textcat_factories_declared(name):
+    declared = {ep.name: ep for ep in entry_points(group="spacy_factories")}
+    assert name in declared
+    factory = declared[name].load()
+    assert factory is spacy.registry.factories.get(name)
+    assert spacy.Language.has_factory(name)

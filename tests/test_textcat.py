@@ -4,6 +4,7 @@ import numpy
 import pytest
 import spacy
 from numpy.testing import assert_allclose
+from spacy.tokens import SpanGroup
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 from thinc.types import Ragged
@@ -266,3 +267,304 @@ def test_textcat_label_attention_zero_spans_use_doc_vector():
     out = layer.predict(batch)
     expected = batch.doc_vectors[0] @ layer.get_param("U").T + layer.get_param("b")
     assert_allclose(out[0], expected, atol=1e-5)
+
+
+# -- spanbert_textcat / spanbert_textcat_multilabel: evidence ----------------
+
+EVIDENCE_KEY = "spanbert_textcat_evidence"
+EVIDENCE_TEXTS = [
+    "Apple is a company in New York .",
+    "Angela Merkel met Emmanuel Macron in Berlin .",
+    "",
+    "Berlin",
+]
+
+
+def _randomize(model, seed=0):
+    """Random attention and output weights, so that the labels disagree and
+    the attention is far from uniform (an untrained model has W = U = 0)."""
+    rng = numpy.random.default_rng(seed)
+    attention = model.get_ref("label_attention")
+    for name, scale in (("Q", 3.0), ("W", 1.0), ("U", 1.0), ("b", 1.0)):
+        shape = attention.get_param(name).shape
+        attention.set_param(name, (rng.normal(size=shape) * scale).astype("float32"))
+
+
+def _only(nlp, name, texts):
+    """Run the pipeline with `name` as the only text classifier."""
+    prefixes = ("textcat", "spanbert_textcat")
+    others = [n for n in nlp.pipe_names if n != name and n.startswith(prefixes)]
+    with nlp.select_pipes(disable=others):
+        return list(nlp.pipe(texts))
+
+
+def _evidence(doc, key=EVIDENCE_KEY):
+    group = doc.spans[key]
+    return [(s.start, s.end, s.label_) for s in group], numpy.asarray(group.attrs["weights"])
+
+
+@pytest.fixture(scope="module")
+def evidence_nlp(tiny_bert):
+    """spaCy's textcat and a spanbert_textcat with the same (random) weights."""
+    from conftest import make_nlp
+
+    nlp = make_nlp(tiny_bert)
+    nlp.add_pipe("textcat", config={"model": EXCLUSIVE_MODEL})
+    nlp.add_pipe("spanbert_textcat")
+    nlp.initialize(lambda: _examples(nlp, EXCLUSIVE_DATA))
+    _randomize(nlp.get_pipe("textcat").model)
+    ours = nlp.get_pipe("spanbert_textcat")
+    ours.model.from_bytes(nlp.get_pipe("textcat").model.to_bytes())
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def multi_evidence_nlp(tiny_bert):
+    from conftest import make_nlp
+
+    nlp = make_nlp(tiny_bert)
+    nlp.add_pipe("spanbert_textcat_multilabel", config={"evidence_top_k": 2})
+    nlp.initialize(lambda: _examples(nlp, MULTI_DATA))
+    _randomize(nlp.get_pipe("spanbert_textcat_multilabel").model, seed=1)
+    return nlp
+
+
+def test_textcat_evidence_factory_defaults(evidence_nlp):
+    ours = evidence_nlp.get_pipe("spanbert_textcat")
+    assert isinstance(ours, spacy.pipeline.TextCategorizer)
+    assert ours.evidence_key == EVIDENCE_KEY
+    assert ours.evidence_top_k == 3
+    assert ours.model.attrs["multi_label"] is False
+    for factory, spacy_factory in [
+        ("spanbert_textcat", "textcat"),
+        ("spanbert_textcat_multilabel", "textcat_multilabel"),
+    ]:
+        meta = spacy.Language.get_factory_meta(factory)
+        spacy_meta = spacy.Language.get_factory_meta(spacy_factory)
+        assert meta.default_score_weights == spacy_meta.default_score_weights
+        assert meta.default_config["scorer"] == spacy_meta.default_config["scorer"]
+        assert meta.default_config["threshold"] == spacy_meta.default_config["threshold"]
+        assert "doc.spans" in meta.assigns and "doc.cats" in meta.assigns
+
+
+def test_textcat_evidence_top_k_per_label(evidence_nlp):
+    doc = _only(evidence_nlp, "spanbert_textcat", [EVIDENCE_TEXTS[0]])[0]
+    labels = ("POLITICS", "BUSINESS", "CULTURE")
+    group = doc.spans[EVIDENCE_KEY]
+    candidates = {(s.start, s.end) for s in doc.spans["spanbert"]}
+    assert len(candidates) > 3
+    assert [s.label_ for s in group] == [label for label in labels for _ in range(3)]
+    assert all((s.start, s.end) in candidates for s in group)
+    assert group.attrs["weights"].dtype == numpy.float32
+    assert group.attrs["weights"].shape == (len(group),)
+    assert list(group.attrs["labels"]) == list(labels)
+    assert group.attrs["top_k"] == 3
+    assert group.attrs["n_candidates"] == len(doc.spans["spanbert"])
+    # The labels attend to different spans: the evidence is per label.
+    assert len({(s.start, s.end) for s in group}) > 3
+
+
+def test_textcat_evidence_matches_attention(evidence_nlp):
+    docs = _only(evidence_nlp, "spanbert_textcat", EVIDENCE_TEXTS)
+    ours = evidence_nlp.get_pipe("spanbert_textcat")
+    indices, weights = span_attention_evidence(ours.model, docs)
+    offsets = indices.dataXd.reshape((-1, 2))
+    start = 0
+    for doc, n in zip(docs, indices.lengths):
+        n = int(n)
+        rows = {tuple(map(int, offsets[start + i])): start + i for i in range(n)}
+        spans, got = _evidence(doc)
+        assert len(spans) == min(3, n) * len(ours.labels)
+        for j, label in enumerate(ours.labels):
+            block = [i for i, span in enumerate(spans) if span[2] == label]
+            column = weights[start : start + n, j]
+            expected = numpy.sort(column)[::-1][: len(block)]
+            assert_allclose(got[block], expected, rtol=1e-5, atol=1e-7)
+            assert all(numpy.diff(got[block]) <= 0)
+            for i in block:
+                s, e, _ = spans[i]
+                assert_allclose(got[i], weights[rows[(s, e)], j], rtol=1e-5, atol=1e-7)
+        start += n
+
+
+def test_textcat_evidence_cats_match_spacy_textcat(evidence_nlp):
+    spacy_docs = _only(evidence_nlp, "textcat", EVIDENCE_TEXTS)
+    our_docs = _only(evidence_nlp, "spanbert_textcat", EVIDENCE_TEXTS)
+    model = evidence_nlp.get_pipe("spanbert_textcat").model
+    predicted = model.predict(our_docs)
+    for i, (theirs, ours) in enumerate(zip(spacy_docs, our_docs)):
+        assert list(ours.cats) == list(theirs.cats)
+        assert_allclose(list(ours.cats.values()), list(theirs.cats.values()), atol=1e-6)
+        assert_allclose(list(ours.cats.values()), predicted[i], atol=1e-6)
+    # The random weights make the labels disagree: the comparison means something.
+    assert numpy.ptp(list(our_docs[0].cats.values())) > 0.05
+
+
+def test_textcat_evidence_single_forward_pass(evidence_nlp, monkeypatch):
+    ours = evidence_nlp.get_pipe("spanbert_textcat")
+    listener = ours.model.get_ref("tok2vec")
+    calls = []
+    forward = listener._func
+
+    def counting(model, X, is_train):
+        calls.append(len(X))
+        return forward(model, X, is_train)
+
+    monkeypatch.setattr(listener, "_func", counting)
+    monkeypatch.setattr("spacy_spanbert.textcat.attention_weights", None)
+    docs = _only(evidence_nlp, "spanbert_textcat", EVIDENCE_TEXTS)
+    assert calls == [len(EVIDENCE_TEXTS)]
+    assert len(docs[0].spans[EVIDENCE_KEY]) == 9
+
+
+def test_textcat_evidence_multilabel(multi_evidence_nlp):
+    name = "spanbert_textcat_multilabel"
+    textcat = multi_evidence_nlp.get_pipe(name)
+    assert isinstance(textcat, spacy.pipeline.textcat_multilabel.MultiLabel_TextCategorizer)
+    assert textcat.model.attrs["multi_label"] is True
+    docs = list(multi_evidence_nlp.pipe(EVIDENCE_TEXTS[:2]))
+    predicted = textcat.model.predict(docs)
+    indices, weights = span_attention_evidence(textcat.model, docs)
+    for i, doc in enumerate(docs):
+        assert_allclose(list(doc.cats.values()), predicted[i], atol=1e-6)
+        group = doc.spans[f"{name}_evidence"]
+        assert [s.label_ for s in group] == [label for label in textcat.labels for _ in range(2)]
+        n = int(indices.lengths[i])
+        first = int(indices.lengths[:i].sum())
+        best = weights[first : first + n].max(axis=0)
+        assert_allclose(group.attrs["weights"][::2], best, rtol=1e-5)
+    assert abs(sum(docs[0].cats.values()) - 1.0) > 1e-3  # sigmoids, not a softmax
+
+
+def test_textcat_evidence_zero_spans(evidence_nlp):
+    ours = evidence_nlp.get_pipe("spanbert_textcat")
+    alone = _only(evidence_nlp, "spanbert_textcat", [""])[0]
+    in_batch = _only(evidence_nlp, "spanbert_textcat", ["", "Berlin"])
+    # A non-empty doc whose suggester found nothing.
+    doc = evidence_nlp.make_doc("Berlin is a city .")
+    for name in ("transformer", "spanbert"):
+        doc = evidence_nlp.get_pipe(name)(doc)
+    found = doc.spans["spanbert"]
+    doc.spans["spanbert"] = SpanGroup(
+        doc,
+        name="spanbert",
+        spans=[],
+        attrs={"vectors": found.attrs["vectors"][:0], "doc_vector": found.attrs["doc_vector"]},
+    )
+    doc = ours(doc)
+    for empty in (alone, in_batch[0], doc):
+        group = empty.spans[EVIDENCE_KEY]
+        assert len(group) == 0
+        assert group.attrs["weights"].shape == (0,)
+        assert group.attrs["n_candidates"] == 0
+        assert set(empty.cats) == set(ours.labels)
+    assert len(in_batch[1].spans[EVIDENCE_KEY]) == len(ours.labels)  # one candidate, k = 3
+    assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_textcat_evidence_displacy(evidence_nlp):
+    from spacy import displacy
+
+    doc, empty = _only(evidence_nlp, "spanbert_textcat", [EVIDENCE_TEXTS[0], ""])
+    html = displacy.render(doc, style="span", options={"spans_key": EVIDENCE_KEY})
+    for label in evidence_nlp.get_pipe("spanbert_textcat").labels:
+        assert label in html
+    with pytest.warns(UserWarning, match="W117"):
+        displacy.render(empty, style="span", options={"spans_key": EVIDENCE_KEY})
+
+
+def test_textcat_evidence_key_none(nlp_factory):
+    nlp = nlp_factory()
+    textcat = nlp.add_pipe("spanbert_textcat", name="topic", config={"evidence_key": None})
+    nlp.initialize(lambda: _examples(nlp, EXCLUSIVE_DATA))
+    assert textcat.evidence_key is None
+    doc = nlp(EVIDENCE_TEXTS[0])
+    assert list(doc.spans) == ["spanbert"]
+    assert set(doc.cats) == set(textcat.labels)
+    textcat.cfg["evidence_key"] = "spanbert"
+    with pytest.raises(ValueError, match="topic: evidence_key 'spanbert' is the span group"):
+        nlp(EVIDENCE_TEXTS[0])
+
+
+def test_textcat_evidence_key_uses_component_name(nlp_factory):
+    nlp = nlp_factory()
+    topic = nlp.add_pipe("spanbert_textcat", name="topic")
+    custom = nlp.add_pipe("spanbert_textcat_multilabel", config={"evidence_key": "why_{name}"})
+    assert topic.evidence_key == "topic_evidence"
+    assert custom.evidence_key == "why_spanbert_textcat_multilabel"
+
+
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"evidence_top_k": 0}, "spanbert_textcat: evidence_top_k must be a positive integer"),
+        ({"evidence_key": ""}, "spanbert_textcat: evidence_key must be a non-empty string"),
+        (
+            {
+                "model": {
+                    "@architectures": "spacy.TextCatBOW.v3",
+                    "exclusive_classes": True,
+                    "ngram_size": 1,
+                    "no_output_layer": False,
+                }
+            },
+            "spanbert_textcat: the model must be a span-attention text classifier",
+        ),
+    ],
+)
+def test_textcat_evidence_config_errors(config, match):
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match=match):
+        nlp.add_pipe("spanbert_textcat", config=config)
+
+
+@pytest.mark.parametrize("how", ["disk", "bytes", "pickle"])
+def test_textcat_evidence_serialization_round_trip(evidence_nlp, tmp_path, how):
+    nlp = evidence_nlp
+    if how == "disk":
+        nlp.to_disk(tmp_path / "model")
+        nlp2 = spacy.load(tmp_path / "model")
+    elif how == "bytes":
+        nlp2 = spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
+    else:
+        nlp2 = pickle.loads(pickle.dumps(nlp))
+    assert nlp2.get_pipe("spanbert_textcat").evidence_key == EVIDENCE_KEY
+    texts = EVIDENCE_TEXTS[:2]
+    docs2 = _only(nlp2, "spanbert_textcat", texts)
+    for doc, doc2 in zip(_only(nlp, "spanbert_textcat", texts), docs2):
+        assert doc.cats.keys() == doc2.cats.keys()
+        assert_allclose(list(doc.cats.values()), list(doc2.cats.values()), atol=1e-6)
+        spans, weights = _evidence(doc)
+        spans2, weights2 = _evidence(doc2)
+        assert spans == spans2
+        assert_allclose(weights, weights2, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:.*W109")
+def test_textcat_evidence_doc_round_trip(evidence_nlp):
+    from spacy.tokens import Doc, DocBin
+
+    doc = _only(evidence_nlp, "spanbert_textcat", [EVIDENCE_TEXTS[0]])[0]
+    spans, weights = _evidence(doc)
+    copies = [
+        Doc(evidence_nlp.vocab).from_bytes(doc.to_bytes()),
+        next(DocBin(docs=[doc], store_user_data=True).get_docs(evidence_nlp.vocab)),
+        pickle.loads(pickle.dumps(doc)),
+    ]
+    for copy in copies:
+        spans2, weights2 = _evidence(copy)
+        assert spans2 == spans
+        assert_allclose(weights2, weights)
+        assert copy.spans[EVIDENCE_KEY].attrs["labels"] == doc.spans[EVIDENCE_KEY].attrs["labels"]
+
+
+def test_textcat_evidence_scores_are_spacys(evidence_nlp):
+    examples = [
+        Example(doc, example.reference)
+        for doc, example in zip(
+            _only(evidence_nlp, "spanbert_textcat", [t for t, _ in EXCLUSIVE_DATA]),
+            _examples(evidence_nlp, EXCLUSIVE_DATA),
+        )
+    ]
+    scores = evidence_nlp.get_pipe("spanbert_textcat").score(examples)
+    assert {"cats_score", "cats_macro_f", "cats_macro_auc"} <= set(scores)

@@ -8,7 +8,9 @@ For a doc with span vectors `V` (one row per span) and doc vector `d`, label
 
 A doc without candidate spans has `a_l = 0`, so its logits come from the doc
 vector alone. The layer returns the logits; the activation is added by the
-architecture.
+architecture. `predict_with_weights` returns the logits together with the
+attention `softmax_i(V q_l / sqrt(W))` of the same pass, which is the evidence
+the text classifiers store on the doc.
 """
 from typing import Callable, Optional, Tuple
 
@@ -64,7 +66,6 @@ def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, 
     Q = model.get_param("Q")
     W = model.get_param("W")
     U = model.get_param("U")
-    b = model.get_param("b")
     lengths = batch.indices.lengths
     V = batch.vectors
     D = batch.doc_vectors
@@ -75,10 +76,8 @@ def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, 
         mask_D = ops.get_dropout_mask(D.shape, rate)
         V = V * mask_V
         D = D * mask_D
-    scale = 1.0 / float(Q.shape[1]) ** 0.5
-    A = _segment_softmax(ops, ops.gemm(V, Q, trans2=True) * scale, lengths)
-    P = ops.gemm(V, W, trans2=True)  # w_l . V_i, so w_l . a_l = sum_i A_il P_il
-    Y = _segment_sum(ops, A * P, lengths) + ops.gemm(D, U, trans2=True) + b
+    scale = _scale(Q)
+    Y, A, P = _attend(model, V, D, lengths)
 
     def backprop(dY: OutT) -> InT:
         model.inc_grad("b", dY.sum(axis=0))
@@ -100,6 +99,20 @@ def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, 
     return Y, backprop
 
 
+def predict_with_weights(model: Model[InT, OutT], batch: InT) -> Tuple[OutT, Floats2d]:
+    """The logits and, from the same pass, the attention of each label over
+    the spans of its doc, without dropout.
+
+    model (Model[SpanBatch, Floats2d]): An initialized `label_attention` layer.
+    batch (SpanBatch): The span vectors.
+    RETURNS (Tuple[Floats2d, Floats2d]): One row of label logits per doc (as
+        `model.predict(batch)`), and one row of label weights per span; each
+        column sums to 1 over the spans of a doc.
+    """
+    Y, A, _ = _attend(model, batch.vectors, batch.doc_vectors, batch.indices.lengths)
+    return Y, A
+
+
 def attention_weights(model: Model[InT, OutT], batch: InT) -> Floats2d:
     """The attention of each label over the spans of its doc, without dropout.
 
@@ -108,9 +121,28 @@ def attention_weights(model: Model[InT, OutT], batch: InT) -> Floats2d:
     RETURNS (Floats2d): One row per span, one column per label; each column
         sums to 1 over the spans of a doc.
     """
+    return _attention(model, batch.vectors, batch.indices.lengths)
+
+
+def _scale(Q: Floats2d) -> float:
+    return 1.0 / float(Q.shape[1]) ** 0.5
+
+
+def _attention(model: Model[InT, OutT], V: Floats2d, lengths: Ints1d) -> Floats2d:
+    """softmax_i(V q_l / sqrt(W)) over the spans of each doc: (spans, labels)."""
     Q = model.get_param("Q")
-    scores = model.ops.gemm(batch.vectors, Q, trans2=True) / float(Q.shape[1]) ** 0.5
-    return _segment_softmax(model.ops, scores, batch.indices.lengths)
+    return _segment_softmax(model.ops, model.ops.gemm(V, Q, trans2=True) * _scale(Q), lengths)
+
+
+def _attend(
+    model: Model[InT, OutT], V: Floats2d, D: Floats2d, lengths: Ints1d
+) -> Tuple[OutT, Floats2d, Floats2d]:
+    """The logits, the attention weights `A` and `P = V Wᵀ` (kept for backprop)."""
+    ops = model.ops
+    A = _attention(model, V, lengths)
+    P = ops.gemm(V, model.get_param("W"), trans2=True)  # w_l . a_l = sum_i A_il P_il
+    Y = _segment_sum(ops, A * P, lengths) + ops.gemm(D, model.get_param("U"), trans2=True)
+    return Y + model.get_param("b"), A, P
 
 
 def _segment_sum(ops, X: Floats2d, lengths: Ints1d) -> Floats2d:
