@@ -84,5 +84,8 @@ def test_config_trains_and_loads(name, tiny_bert, tmp_path):
     for textcat in ("textcat", "textcat_multilabel"):
         if textcat in nlp.pipe_names:
             assert set(doc.cats) == {"POLITICS", "BUSINESS"}
+            evidence = doc.spans[f"{textcat}_evidence"]
+            assert {span.label_ for span in evidence} == {"POLITICS", "BUSINESS"}
+            assert len(evidence.attrs["weights"]) == len(evidence)
     meta = json.loads((output / "model-last" / "meta.json").read_text())
     assert meta["performance"], "spacy train recorded no dev scores"
