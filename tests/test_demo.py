@@ -1,0 +1,36 @@
+"""The offline demo's corpus writer and HTML report (the training step runs
+in CI through `spacy project run demo`)."""
+import spacy
+from spacy.tokens import DocBin
+from spacy.training import Example
+
+from conftest import make_nlp
+from spacy_spanbert.demo import TEMPLATES, make_examples, render_html, write_corpus
+
+
+def test_demo_corpus_entities_align_and_topics_are_one_hot(tmp_path):
+    counts = write_corpus(tmp_path, n_train=40, n_dev=12, seed=3)
+    assert counts == {"train": 40, "dev": 12}
+    nlp = spacy.blank("en")
+    for split, n in counts.items():
+        docs = list(DocBin().from_disk(tmp_path / f"{split}.spacy").get_docs(nlp.vocab))
+        assert len(docs) == n
+        for doc in docs:
+            assert len(doc.ents) >= 1 and {e.label_ for e in doc.ents} <= {"PER", "LOC", "ORG"}
+            assert sorted(doc.cats) == sorted(TEMPLATES) and sum(doc.cats.values()) == 1.0
+    # every topic is represented, and the splits differ
+    assert {max(c, key=c.get) for c in (d.cats for d in docs)} == set(TEMPLATES)
+    assert make_examples(8, 0) != make_examples(8, 1)
+
+
+def test_demo_report_html_has_entities_spans_and_evidence(tiny_bert, tmp_path):
+    write_corpus(tmp_path, n_train=8, n_dev=4)
+    nlp = make_nlp(tiny_bert)
+    nlp.add_pipe("spanbert_ner")
+    nlp.add_pipe("spanbert_textcat", name="textcat")
+    docs = list(DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab))
+    nlp.initialize(lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
+    html = render_html(nlp, [d.text for d in docs[:2]])
+    assert "doc.spans['spanbert_ner']" in html
+    assert "doc.spans['textcat_evidence']" in html
+    assert docs[0].text.split()[0] in html
