@@ -3,12 +3,14 @@
     python benchmarks/speed.py [--encoder PATH] [--output DIR] [--repeats N]
         [--batch-sizes 1 16 64] [--lengths 1000 2000 4000 8000 16000 32000]
 
-1. words/s of `transformer` alone vs `transformer + spanbert`, per batch size,
+1. words/s of `transformer` alone, + spanbert, + spanbert + each head, and +
+   spaCy's own `ner` / `textcat` on the same transformer, per batch size,
    median of interleaved repeats (the pipelines alternate so machine noise
-   hits both alike); the table reports the ratio.
-2. time of the `spanbert` component alone (its `predict` on docs the
-   transformer has already annotated) and the growth of peak RSS, for one doc
-   of each length; the ratio to the smallest length shows linear scaling.
+   hits all alike); the table reports ratios to the transformer alone.
+2. time of the `spanbert` component alone (predict + set_annotations on a doc
+   the transformer has already annotated) and its peak-RSS growth, one doc of
+   each length, each in a fresh process; plus one 100,000-character doc. The
+   ratios to the smallest length show how cost grows with length.
 
 Writes DIR/speed.json and DIR/speed.png (when matplotlib is installed).
 """
@@ -42,15 +44,51 @@ def make_text(n_words: int, offset: int = 0) -> str:
     return " ".join(WORDS[(offset + i) % len(WORDS)] for i in range(n_words))
 
 
-def build(encoder: str, with_spanbert: bool):
+SYSTEMS = [
+    "transformer",
+    "+spanbert",
+    "+spanbert+spanbert_ner",
+    "+spanbert+spanbert_textcat",
+    "+ner (spaCy)",
+    "+textcat (spaCy)",
+]
+LABELS = ["PER", "LOC", "ORG", "MISC"]
+SPACY_LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+
+
+def build(encoder: str, system: str):
+    """An initialized (untrained: speed does not depend on the weights) pipeline."""
     import spacy
 
     import spacy_spanbert  # noqa: F401
 
     nlp = spacy.blank("en")
     nlp.add_pipe("transformer", config={"model": {"name": encoder}})
-    if with_spanbert:
+    if "spanbert" in system:
         nlp.add_pipe("spanbert")
+    if "spanbert_ner" in system:
+        nlp.add_pipe("spanbert_ner", config={"labels": LABELS})
+    if "spanbert_textcat" in system:
+        textcat = nlp.add_pipe("spanbert_textcat", name="textcat")
+    if "ner (spaCy)" in system:
+        ner = nlp.add_pipe("ner", config={"model": {
+            "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
+            "extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2,
+            "use_upper": False, "nO": None, "tok2vec": dict(SPACY_LISTENER)}})
+        for label in LABELS:
+            ner.add_label(label)
+    if "textcat (spaCy)" in system:
+        textcat = nlp.add_pipe("textcat", config={"model": {
+            "@architectures": "spacy.TextCatEnsemble.v2", "nO": None, "tok2vec": dict(SPACY_LISTENER),
+            "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
+                             "length": 262144, "ngram_size": 1, "no_output_layer": False}}})
+    if "textcat" in system:
+        for label in LABELS:
+            textcat.add_label(label)
     nlp.initialize()
     return nlp
 
@@ -64,48 +102,67 @@ def words_per_second(nlp, texts: List[str], batch_size: int) -> float:
 
 
 def throughput(encoder: str, batch_sizes: List[int], repeats: int, n_docs: int) -> Dict:
-    systems = {"transformer": build(encoder, False), "transformer+spanbert": build(encoder, True)}
+    systems = {name: build(encoder, name) for name in SYSTEMS}
     texts = [make_text(20 + (i % 15), i) for i in range(n_docs)]
     for nlp in systems.values():  # warm-up
         list(nlp.pipe(texts[:8]))
     results: Dict = {}
     for bs in batch_sizes:
         runs: Dict[str, List[float]] = {name: [] for name in systems}
-        for _ in range(repeats):
+        for _ in range(repeats):  # interleaved: noise hits every system alike
             for name, nlp in systems.items():
                 runs[name].append(words_per_second(nlp, texts, bs))
-        results[str(bs)] = {name: statistics.median(v) for name, v in runs.items()}
-        results[str(bs)]["ratio"] = (
-            results[str(bs)]["transformer+spanbert"] / results[str(bs)]["transformer"]
-        )
+        row = {name: statistics.median(v) for name, v in runs.items()}
+        row["ratios_to_transformer"] = {name: row[name] / row["transformer"] for name in SYSTEMS}
+        results[str(bs)] = row
     return results
 
 
-def scaling(encoder: str, lengths: List[int]) -> Dict:
-    nlp = build(encoder, True)
-    spanbert = nlp.get_pipe("spanbert")
+MEASURE_ONE = """
+import json, os, resource, sys, time
+sys.path.insert(0, {here!r})
+from speed import build, make_text
+nlp = build({encoder!r}, "+spanbert")
+spanbert = nlp.get_pipe("spanbert")
+list(nlp.pipe([make_text(50)]))  # warm-up
+doc = nlp.make_doc(make_text({n_words}) if {chars} == 0 else (make_text(30000)[:{chars}]))
+for name, proc in nlp.pipeline:
+    if name == "spanbert":
+        break
+    doc = proc(doc)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+batch = spanbert.predict([doc])
+spanbert.set_annotations([doc], batch)
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"tokens": len(doc), "chars": len(doc.text), "spans": int(batch.vectors.shape[0]),
+    "seconds": seconds, "peak_rss_growth_mb": (after - before) / 1024}}))
+"""
+
+
+def measure_one(encoder: str, n_words: int = 0, chars: int = 0) -> Dict:
+    """spanbert predict + set_annotations on one doc, in a fresh process so the
+    peak-RSS growth belongs to this doc alone."""
+    import subprocess
+
+    code = MEASURE_ONE.format(here=str(Path(__file__).parent), encoder=encoder, n_words=n_words, chars=chars)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scaling(encoder: str, lengths: List[int], huge_chars: int) -> Dict:
     results: Dict = {}
     for n in sorted(lengths):
-        doc = nlp.make_doc(make_text(n))
-        for name, proc in nlp.pipeline:
-            if name == "spanbert":
-                break
-            doc = proc(doc)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        start = time.perf_counter()
-        batch = spanbert.predict([doc])
-        seconds = time.perf_counter() - start
-        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        results[str(n)] = {
-            "tokens": len(doc),
-            "spans": int(batch.vectors.shape[0]),
-            "seconds": seconds,
-            "peak_rss_growth_mb": (rss_after - rss_before) / 1024,
-        }
+        results[str(n)] = measure_one(encoder, n_words=n)
+        print(f"  {n} tokens: {results[str(n)]}", flush=True)
     base = results[str(min(lengths))]
     for row in results.values():
         row["time_ratio"] = row["seconds"] / base["seconds"]
         row["length_ratio"] = row["tokens"] / base["tokens"]
+        row["memory_ratio"] = row["peak_rss_growth_mb"] / max(base["peak_rss_growth_mb"], 1e-9)
+    if huge_chars:
+        results[f"{huge_chars} chars"] = measure_one(encoder, chars=huge_chars)
     return results
 
 
@@ -119,15 +176,21 @@ def plot(result: Dict, path: Path) -> None:
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     bss = list(result["throughput"].keys())
-    for name in ("transformer", "transformer+spanbert"):
+    for name in SYSTEMS:
         ax1.plot(bss, [result["throughput"][b][name] for b in bss], marker="o", label=name)
     ax1.set_xlabel("batch size")
-    ax1.set_ylabel("words / s")
-    ax1.legend()
-    rows = list(result["scaling"].values())
-    ax2.plot([r["tokens"] for r in rows], [r["seconds"] for r in rows], marker="o")
+    ax1.set_ylabel("words / s (MiniLM, CPU)")
+    ax1.legend(fontsize=7)
+    rows = [r for k, r in result["scaling"].items() if "chars" not in k]
+    ax2.plot([r["tokens"] for r in rows], [r["seconds"] for r in rows], marker="o", label="time (s)")
     ax2.set_xlabel("doc length (tokens)")
-    ax2.set_ylabel("spanbert predict (s)")
+    ax2.set_ylabel("spanbert predict + set_annotations (s)")
+    ax3 = ax2.twinx()
+    ax3.plot([r["tokens"] for r in rows], [r["peak_rss_growth_mb"] for r in rows], marker="s",
+             color="tab:red", label="peak RSS growth (MB)")
+    ax3.set_ylabel("peak RSS growth (MB)")
+    ax2.legend(loc="upper left", fontsize=7)
+    ax3.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -142,6 +205,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--lengths", type=int, nargs="+", default=[1000, 2000, 4000, 8000, 16000, 32000]
     )
+    parser.add_argument("--huge-chars", type=int, default=100000, help="also one doc of this many characters")
     args = parser.parse_args(argv)
     import torch
 
@@ -151,26 +215,24 @@ def main(argv=None) -> int:
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "throughput": throughput(encoder, args.batch_sizes, args.repeats, args.docs),
-        "scaling": scaling(encoder, args.lengths),
+        "scaling": scaling(encoder, args.lengths, args.huge_chars),
     }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(result, indent=2))
     plot(result, out / "speed.png")
-    print("| batch size | transformer w/s | + spanbert w/s | ratio |")
-    print("| --- | --- | --- | --- |")
+    print("| batch size | " + " | ".join(f"{n} w/s" for n in SYSTEMS) + " |")
+    print("|---" * (len(SYSTEMS) + 1) + "|")
     for bs, row in result["throughput"].items():
+        cells = [f"{row[n]:.0f} ({row['ratios_to_transformer'][n]:.2f})" for n in SYSTEMS]
+        print(f"| {bs} | " + " | ".join(cells) + " |")
+    print("\n(in parentheses: ratio to the transformer alone)\n")
+    print("| doc | tokens | spans | spanbert s | time ratio | length ratio | peak RSS growth MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for key, row in result["scaling"].items():
         print(
-            f"| {bs} | {row['transformer']:.0f} | {row['transformer+spanbert']:.0f} "
-            f"| {row['ratio']:.2f} |"
-        )
-    print()
-    print("| tokens | spans | spanbert s | time ratio | length ratio | peak RSS growth MB |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for row in result["scaling"].values():
-        print(
-            f"| {row['tokens']} | {row['spans']} | {row['seconds']:.3f} | "
-            f"{row['time_ratio']:.1f} | {row['length_ratio']:.1f} | "
+            f"| {key} | {row['tokens']} | {row['spans']} | {row['seconds']:.2f} | "
+            f"{row.get('time_ratio', float('nan')):.1f} | {row.get('length_ratio', float('nan')):.1f} | "
             f"{row['peak_rss_growth_mb']:.0f} |"
         )
     return 0
