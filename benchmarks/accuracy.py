@@ -276,6 +276,14 @@ def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, An
     return result
 
 
+def encoder_label(encoder: str) -> str:
+    """A short name for tables: the folder name (its parent's for a `model` folder)."""
+    path = Path(encoder)
+    if path.name == "model" and path.parent.name:
+        return path.parent.name
+    return path.name or encoder
+
+
 def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{100 * value:.2f}" if value <= 1.0 else f"{value:.0f}"
@@ -325,7 +333,7 @@ def plot(task: str, results: Dict[str, Any], path: Path) -> None:
         ax.plot(steps, [row["score"] for row in res["curve"]], marker="o", label=name)
     ax.set_xlabel("training step")
     ax.set_ylabel(f"dev score ({main if main != 'accuracy' else 'cats_score'})")
-    ax.set_title(f"{task}: {Path(results['encoder']).name}")
+    ax.set_title(f"{task}: {encoder_label(results['encoder'])}, {results['budget']['steps']} steps")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -385,7 +393,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for system in args.systems:
         results["systems"][system] = run_system(args.task, system, args)
         srsly.write_json(args.output / "results.json", results)
-    print(f"\n### {args.task} ({Path(args.encoder).name}, {args.steps} steps)\n")
+    print(f"\n### {args.task} ({encoder_label(args.encoder)}, {args.steps} steps)\n")
     print(table(args.task, results))
     plot(args.task, results, args.output / "learning_curve.png")
     print(f"\nwrote {args.output / 'results.json'} and {args.output / 'learning_curve.png'}")
