@@ -1,7 +1,8 @@
 """The `spanbert` component: candidate spans -> span vectors on `doc.spans`."""
+import warnings
 import weakref
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.errors import Errors
@@ -140,6 +141,7 @@ class SpanBert(TrainablePipe):
         self.cfg: Dict = {"spans_key": spans_key, "store_vectors": bool(store_vectors)}
         self.listener_map: Dict[str, List[SpanBertListener]] = {}
         self.upstream_components: List = []
+        self._warned_truncation = False
         if nlp is not None:
             # Kept outside the instance so that pickling never sees it.
             _PIPELINES[self] = weakref.ref(nlp)
@@ -328,9 +330,12 @@ class SpanBert(TrainablePipe):
             self._check_pipeline(nlp)
         self.model.initialize(X=docs)
         width = self.model.get_dim("nO")
-        for listener in self.listeners:
-            listener.set_dim("nO", width)
+        for head, listeners in self.listener_map.items():
+            for listener in listeners:
+                self._check_listener_width(head, listener, width)
+                listener.set_dim("nO", width)
         self._check_suggester(docs)
+        self._check_wordpiece_limits()
 
     # -- checks ------------------------------------------------------------------
 
@@ -342,6 +347,7 @@ class SpanBert(TrainablePipe):
         names = nlp.pipe_names
         if self.name not in names:
             return
+        self._check_listener_upstreams(nlp)
         before = [(n, nlp.get_pipe(n)) for n in names[: names.index(self.name)]]
         self.upstream_components = []
         for node in token_vector_listeners(self.model):
@@ -375,6 +381,70 @@ class SpanBert(TrainablePipe):
                     f"before '{self.name}', or choose another suggester."
                 )
 
+    def _check_listener_width(self, head: str, listener: SpanBertListener, width: int) -> None:
+        if listener.has_dim("nO") is True and listener.get_dim("nO") != width:
+            raise ValueError(
+                f"{head}: its SpanBertListener expects span vectors of width "
+                f"{listener.get_dim('nO')}, but '{self.name}' produces vectors of "
+                f"width {width}. Set width = null on the listener (e.g. "
+                f"components.{head}.model.tok2vec.width) to take the width from "
+                f"'{self.name}', or set it to {width}."
+            )
+
+    def _check_listener_upstreams(self, nlp: Language) -> None:
+        """Raise if a component has a SpanBertListener whose upstream name is
+        neither "*" nor the name of a `spanbert` component: nothing would ever
+        send it span vectors."""
+        encoders = [name for name, comp in nlp.pipeline if isinstance(comp, SpanBert)]
+        for name, comp in nlp.pipeline:
+            model = getattr(comp, "model", None)
+            if comp is self or not isinstance(model, Model):
+                continue
+            for node in model.walk():
+                if isinstance(node, SpanBertListener) and node.upstream_name not in ["*"] + encoders:
+                    raise ValueError(
+                        f"{name}: its SpanBertListener listens to "
+                        f"'{node.upstream_name}', but the pipeline has no 'spanbert' "
+                        f"component of that name (spanbert components: {encoders}). "
+                        f"Set the listener's upstream (e.g. components.{name}.model."
+                        f"tok2vec.upstream) to one of them, or to \"*\"."
+                    )
+
+    def _wordpiece_limits(self) -> List[Tuple[int, int]]:
+        """RETURNS (List[Tuple[int, int]]): For each upstream transformer, the
+        most wordpieces its tokenizer lets through per window
+        (`model_max_length`) and the model's `max_position_embeddings`."""
+        limits = []
+        for comp in self.find_upstream_components():
+            # None unless comp is a loaded spacy-transformers component.
+            model = getattr(comp, "model", None)
+            max_length = getattr(getattr(model, "tokenizer", None), "model_max_length", None)
+            config = getattr(getattr(model, "transformer", None), "config", None)
+            positions = getattr(config, "max_position_embeddings", None)
+            if isinstance(max_length, int) and isinstance(positions, int):
+                limits.append((max_length, positions))
+        return limits
+
+    def _check_wordpiece_limits(self) -> None:
+        """Warn when the transformer would feed its model more wordpieces than
+        it has positions: spacy-transformers truncates windows only to the
+        tokenizer's `model_max_length`, so a longer window (a long URL, a run
+        of CJK or emoji) makes the transformer fail at prediction time."""
+        for max_length, positions in self._wordpiece_limits():
+            if max_length > positions:
+                shown = max_length if max_length < 10**9 else "unset"
+                warnings.warn(
+                    f"{self.name}: the upstream transformer's tokenizer has "
+                    f"model_max_length {shown}, but its model has only {positions} "
+                    f"positions, so a window of more than {positions} wordpieces "
+                    f"(e.g. a long URL) will crash the pipeline. Set "
+                    f"model_max_length = {positions} in [components.transformer."
+                    f"model.tokenizer_config] so that spacy-transformers truncates "
+                    f"such windows.",
+                    UserWarning,
+                )
+                return
+
     def _check_suggester(self, docs: List[Doc]) -> None:
         docs = [doc for doc in docs if len(doc)]
         if not docs or getattr(self.suggester, "requires", None):
@@ -403,3 +473,31 @@ class SpanBert(TrainablePipe):
                     f"(doc._.trf_data). Run a 'transformer' component before "
                     f"'{self.name}' and don't disable it."
                 )
+        if not self._warned_truncation:
+            self._check_truncation(docs)
+
+    def _check_truncation(self, docs: List[Doc]) -> None:
+        """Warn once when a transformer window reached the tokenizer's
+        `model_max_length`: spacy-transformers then silently drops the
+        wordpieces past the limit, and the tokens they covered get zero vectors."""
+        limits = [max_length for max_length, _ in self._wordpiece_limits()]
+        if not limits:
+            return
+        limit = min(limits)
+        for doc in docs:
+            wordpieces = getattr(doc._.trf_data, "wordpieces", None)
+            mask = getattr(wordpieces, "attention_mask", None)
+            if mask is None or mask.size == 0 or int(mask.sum(axis=1).max()) < limit:
+                continue
+            self._warned_truncation = True
+            warnings.warn(
+                f"{self.name}: a transformer window reached the tokenizer's limit "
+                f"of {limit} wordpieces (model_max_length), so spacy-transformers "
+                f"dropped the wordpieces past it: the tokens they covered get zero "
+                f"token vectors, and the spans over them carry no information "
+                f"(doc: {doc.text[:40]!r}). Use a smaller window in [components."
+                f"transformer.model.get_spans], or shorten very long tokens such as "
+                f"URLs. This warning is shown once.",
+                UserWarning,
+            )
+            return

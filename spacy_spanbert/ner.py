@@ -319,7 +319,11 @@ class SpanBertNER(TrainablePipe):
         taken = numpy.zeros((len(doc),), dtype="bool")
         for ent in kept:
             taken[ent.start : ent.end] = True
-        order = sorted(range(len(spans)), key=lambda i: (-scores[i], spans[i].start, spans[i].end))
+        # Scores within float noise of each other (batching changes the last
+        # digits) are ties, and ties go to the earlier span: the decode must
+        # not depend on the batch a doc was processed in.
+        rounded = numpy.round(numpy.asarray(scores, dtype="float64"), 4)
+        order = sorted(range(len(spans)), key=lambda i: (-rounded[i], spans[i].start, spans[i].end))
         for i in order:
             span = spans[i]
             if not taken[span.start : span.end].any():
@@ -432,6 +436,8 @@ class SpanBertNER(TrainablePipe):
             config or infer them from the examples.
         """
         validate_get_examples(get_examples, "SpanBertNER.initialize")
+        if nlp is not None:
+            self._check_upstream(nlp)
         if labels is not None:
             for label in labels:
                 self.add_label(label)
@@ -458,15 +464,34 @@ class SpanBertNER(TrainablePipe):
             return reference.spans[self.spans_key]
         return reference.ents
 
-    def _check_suggester(self, nlp: Language, get_examples: Callable) -> None:
-        """Warn once about gold spans that are never candidates."""
-        upstream = None
+    def _find_encoder(self, nlp: Language) -> Optional[Tuple[str, Any]]:
+        """RETURNS (Optional[Tuple[str, Any]]): The name and component of the
+        `spanbert` encoder this head listens to, or None."""
         for name, comp in nlp.pipeline:
             if self.name in (getattr(comp, "listening_components", None) or []) and hasattr(
                 comp, "suggester"
             ):
-                upstream = (name, comp)
-                break
+                return name, comp
+        return None
+
+    def _check_upstream(self, nlp: Language) -> None:
+        """Raise if the head has a SpanBertListener that no `spanbert`
+        component before it feeds (after `replace_listeners` it has none)."""
+        listeners = [n for n in self.model.walk() if isinstance(n, SpanBertListener)]
+        if not listeners or self._find_encoder(nlp) is not None:
+            return
+        raise ValueError(
+            f"{self.name}: no 'spanbert' component before '{self.name}' sends it "
+            f"span vectors (its listener's upstream is "
+            f"'{listeners[0].upstream_name}'; pipeline: {nlp.pipe_names}). Add one "
+            f"first, e.g. nlp.add_pipe('spanbert', before='{self.name}'), or set "
+            f"components.{self.name}.model.tok2vec.upstream to the name of a "
+            f"'spanbert' component before it (or \"*\")."
+        )
+
+    def _check_suggester(self, nlp: Language, get_examples: Callable) -> None:
+        """Warn once about gold spans that are never candidates."""
+        upstream = self._find_encoder(nlp)
         if upstream is None:
             return
         up_name, encoder = upstream

@@ -27,7 +27,11 @@ def write_tiny_bert(path) -> str:
     vocab += WORDS + chars + ["##" + c for c in chars]
     vocab = list(dict.fromkeys(vocab))
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    # model_max_length = max_position_embeddings, as in a real BERT checkpoint:
+    # spacy-transformers truncates longer windows instead of crashing.
+    tokenizer = BertTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512
+    )
     tokenizer.save_pretrained(str(path))
     config = BertConfig(
         vocab_size=len(vocab),

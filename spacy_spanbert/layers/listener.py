@@ -7,6 +7,7 @@ from thinc.api import Model
 from thinc.types import Ragged
 
 from ..data_classes import SpanBatch
+from ..util import check_positive
 
 InT = List[Doc]
 OutT = SpanBatch
@@ -31,6 +32,8 @@ class SpanBertListener(Model):
         width (Optional[int]): Width of the span vectors; set by the upstream
             component when it registers this listener.
         """
+        if width is not None:
+            check_positive("spacy-spanbert.SpanBertListener.v1", "width", width)
         Model.__init__(
             self,
             name=self.name,
