@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -86,7 +85,7 @@ def make_examples(n: int, seed: int) -> List[Tuple[str, List[Tuple[int, int, str
     for i in range(n):
         topic = topics[i % len(topics)]
         template = rng.choice(TEMPLATES[topic])
-        text, ents, pos = "", [], 0
+        text, ents = "", []
         for piece in template.replace("}", "{").split("{"):
             if piece in NAMES:
                 value = rng.choice(NAMES[piece])
@@ -96,7 +95,6 @@ def make_examples(n: int, seed: int) -> List[Tuple[str, List[Tuple[int, int, str
                 text += value
             else:
                 text += piece
-            pos += 1
         rows.append((text, ents, topic))
     rng.shuffle(rows)
     return rows

@@ -2,7 +2,7 @@
 from typing import Any, Dict, Optional
 
 import numpy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Span
 from spacy.util import replace_model_node
 from thinc.api import Model
 

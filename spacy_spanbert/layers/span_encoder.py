@@ -1,10 +1,10 @@
 """Thinc layer: docs -> candidate spans -> span vectors (SpanBatch)."""
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 import numpy
 from spacy.tokens import Doc
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
-from thinc.types import Floats2d, Ragged
+from thinc.types import Floats2d
 
 from ..data_classes import SpanBatch
 from ..suggesters import adapt_suggester, normalize_suggestions

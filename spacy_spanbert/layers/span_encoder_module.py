@@ -1,7 +1,7 @@
 """The PyTorch module behind `spacy-spanbert.SpanEncoder.v1`, and the thinc
 shim that creates it once the input width is known and saves it without
 pickle (safetensors)."""
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import hashlib
 import srsly

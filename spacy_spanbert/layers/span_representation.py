@@ -14,7 +14,6 @@ at zero (uniform attention = mean pooling) and `W` starts as an orthonormal
 map on the pooled block and zero elsewhere, so an untrained encoder returns
 mean-pooled token vectors and keeps their similarity structure.
 """
-from typing import Tuple
 
 import torch
 from torch import nn
