@@ -159,6 +159,11 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
                 f"spans_{SPANS_KEY}_f": 1.0,
                 f"spans_{SPANS_KEY}_p": 0.0,
                 f"spans_{SPANS_KEY}_r": 0.0,
+                # spancat's defaults name its default key "sc"; without these
+                # spaCy would average in an always-zero spans_sc_f
+                "spans_sc_f": None,
+                "spans_sc_p": None,
+                "spans_sc_r": None,
             }
         elif task == "ner":
             config["training"]["score_weights"] = {
@@ -329,10 +334,10 @@ def plot(task: str, results: Dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, res in results["systems"].items():
         steps = [row["step"] for row in res["curve"]]
-        # the training loop's score is the weighted score of the config
-        ax.plot(steps, [row["score"] for row in res["curve"]], marker="o", label=name)
+        values = [row["other_scores"].get(main, row["score"]) for row in res["curve"]]
+        ax.plot(steps, values, marker="o", label=name)
     ax.set_xlabel("training step")
-    ax.set_ylabel(f"dev score ({main if main != 'accuracy' else 'cats_score'})")
+    ax.set_ylabel(f"dev {main if main != 'accuracy' else 'cats_score'}")
     ax.set_title(f"{task}: {encoder_label(results['encoder'])}, {results['budget']['steps']} steps")
     ax.grid(alpha=0.3)
     ax.legend()
