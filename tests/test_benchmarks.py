@@ -1,0 +1,55 @@
+"""benchmarks/accuracy.py builds valid configs for both systems of every task
+(training itself is a benchmark, not a test)."""
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+
+import spacy_spanbert  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+import accuracy  # noqa: E402
+
+EXPECTED = {
+    ("ner", "spacy"): "ner",
+    ("nested", "spacy"): "spancat",
+    ("textcat", "spacy"): "textcat",
+    ("multilabel", "spacy"): "textcat_multilabel",
+    ("ner", "spanbert"): "spanbert_ner",
+    ("nested", "spanbert"): "spanbert_ner",
+    ("textcat", "spanbert"): "textcat",
+    ("multilabel", "spanbert"): "textcat_multilabel",
+}
+
+
+@pytest.mark.parametrize("task,system", sorted(EXPECTED))
+def test_accuracy_benchmark_configs_are_valid_and_share_the_budget(task, system, tmp_path, tiny_bert):
+    data = tmp_path / "data.spacy"
+    data.write_bytes(b"")
+    args = accuracy.parse_args(
+        [task, "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
+         "--output", str(tmp_path / "out"), "--steps", "50"]
+    )
+    config = accuracy.build_config(task, system, args, tmp_path / "curve.jsonl")
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names[0] == "transformer" and nlp.pipe_names[-1] == EXPECTED[(task, system)]
+    training = config["training"]
+    assert training["max_steps"] == 50 and training["optimizer"]["learn_rate"]["total_steps"] == 50
+    assert training["batcher"]["size"] == 1000 and training["patience"] == 0
+    transformer = config["components"]["transformer"]["model"]
+    assert transformer["name"] == tiny_bert
+    assert transformer["tokenizer_config"]["do_lower_case"] is True  # read from the tokenizer config
+    # checkpoints are chosen by one score: F for spans, spaCy's cats_score
+    # (macro F for these label sets) for text classification
+    selected = {"ner": "ents_f", "nested": "spans_spanbert_ner_f"}.get(task, "cats_score")
+    assert {k: v for k, v in training["score_weights"].items() if v} == {selected: 1.0}
+
+
+def test_accuracy_table_reports_differences():
+    results = {"systems": {
+        "spanbert": {"dev": {"ents_f": 0.5, "ents_p": 0.6, "ents_r": 0.4}, "train_seconds": 20.0, "words_per_second": 100.0},
+        "spacy": {"dev": {"ents_f": 0.4, "ents_p": 0.5, "ents_r": 0.3}, "train_seconds": 10.0, "words_per_second": 200.0},
+    }}
+    table = accuracy.table("ner", results)
+    assert "| spanbert - spacy | +10.00 | +10.00 | +10.00 | x2.00 | x0.50 |" in table
