@@ -233,7 +233,7 @@ def accuracy(examples: List[Example]) -> Optional[float]:
     classes; docs without a positive gold label are skipped)."""
     right = total = 0
     for eg in examples:
-        gold = {k: v for k, v in eg.reference.cats.items()}
+        gold = eg.reference.cats
         if not gold or max(gold.values()) < 0.5 or not eg.predicted.cats:
             continue
         total += 1

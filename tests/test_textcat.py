@@ -43,6 +43,16 @@ def _examples(nlp, data):
     return [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in data]
 
 
+def _round_trip(nlp, how, tmp_path):
+    """A copy of NLP through disk, bytes or pickle."""
+    if how == "disk":
+        nlp.to_disk(tmp_path / "model")
+        return spacy.load(tmp_path / "model")
+    if how == "bytes":
+        return spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
+    return pickle.loads(pickle.dumps(nlp))
+
+
 def _train(nlp, data, n_iter=50):
     fix_random_seed(0)
     examples = _examples(nlp, data)
@@ -140,13 +150,7 @@ def test_textcat_serialization_round_trip(exclusive_trained, tmp_path, how):
     nlp, _ = exclusive_trained
     texts = [t for t, _ in EXCLUSIVE_DATA]
     expected = [doc.cats for doc in nlp.pipe(texts)]
-    if how == "disk":
-        nlp.to_disk(tmp_path / "model")
-        nlp2 = spacy.load(tmp_path / "model")
-    elif how == "bytes":
-        nlp2 = spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
-    else:
-        nlp2 = pickle.loads(pickle.dumps(nlp))
+    nlp2 = _round_trip(nlp, how, tmp_path)
     got = [doc.cats for doc in nlp2.pipe(texts)]
     for cats, cats2 in zip(expected, got):
         assert cats.keys() == cats2.keys()
@@ -521,13 +525,7 @@ def test_textcat_evidence_config_errors(config, match):
 @pytest.mark.parametrize("how", ["disk", "bytes", "pickle"])
 def test_textcat_evidence_serialization_round_trip(evidence_nlp, tmp_path, how):
     nlp = evidence_nlp
-    if how == "disk":
-        nlp.to_disk(tmp_path / "model")
-        nlp2 = spacy.load(tmp_path / "model")
-    elif how == "bytes":
-        nlp2 = spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
-    else:
-        nlp2 = pickle.loads(pickle.dumps(nlp))
+    nlp2 = _round_trip(nlp, how, tmp_path)
     assert nlp2.get_pipe("spanbert_textcat").evidence_key == EVIDENCE_KEY
     texts = EVIDENCE_TEXTS[:2]
     docs2 = _only(nlp2, "spanbert_textcat", texts)
