@@ -8,7 +8,7 @@ import numpy
 from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, SpanGroup
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
@@ -244,7 +244,7 @@ class SpanBert(TrainablePipe):
             if self.cfg["store_vectors"]:
                 attrs["vectors"] = numpy.ascontiguousarray(vectors[offset : offset + n])
                 attrs["doc_vector"] = numpy.ascontiguousarray(doc_vectors[i])
-            spans = [doc[int(s) : int(e)] for s, e in rows]
+            spans = [Span(doc, s, e) for s, e in rows.tolist()]
             doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
             if self.cfg["store_vectors"]:
                 hooks = SpanVectorHooks(key)

@@ -10,9 +10,10 @@ with `keys ~ block_size + 2 * window * spans_per_token`: linear in doc length.
 In inference, blocks are processed in groups to bound peak memory.
 W_o starts at zero, so an untrained layer only normalises.
 """
-import math
+from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -42,10 +43,16 @@ class LocalSpanAttention(nn.Module):
             self.out.bias.zero_()
 
     def forward(
-        self, H: torch.Tensor, starts: torch.Tensor, doc_ids: torch.Tensor
+        self,
+        H: torch.Tensor,
+        starts: torch.Tensor,
+        doc_ids: torch.Tensor,
+        qkv: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """H: [n, width] span vectors; starts: [n] token offsets that are
-        increasing across docs (global offsets); doc_ids: [n]. Returns [n, width]."""
+        increasing across docs (global offsets); doc_ids: [n]; qkv: [n, 3 *
+        width], `self.qkv(H)` when the caller computed it more cheaply.
+        Returns [n, width]."""
         n = H.shape[0]
         if n == 0:
             return H
@@ -53,7 +60,8 @@ class LocalSpanAttention(nn.Module):
         Hs = H[order]
         st = starts[order]
         docs = doc_ids[order]
-        qkv = self.qkv(Hs).view(n, 3, self.n_heads, self.d_head)
+        qkv = self.qkv(Hs) if qkv is None else qkv[order]
+        qkv = qkv.view(n, 3, self.n_heads, self.d_head)
         q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
         C = self.block_size
         n_blocks = (n + C - 1) // C
@@ -87,11 +95,17 @@ class LocalSpanAttention(nn.Module):
             & (docs[q_idx].unsqueeze(2) == docs[k_idx].unsqueeze(1))
             & ((st[q_idx].unsqueeze(2) - st[k_idx].unsqueeze(1)).abs() <= self.window)
         )
-        qb = q[q_idx].permute(0, 2, 1, 3)  # [b, h, C, d]
-        kb = k[k_idx].permute(0, 2, 1, 3)  # [b, h, K, d]
-        vb = v[k_idx].permute(0, 2, 1, 3)
-        scores = torch.matmul(qb, kb.transpose(-1, -2)) / math.sqrt(self.d_head)
-        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
-        weights = self.dropout(torch.softmax(scores, dim=-1))
-        attended = torch.matmul(weights, vb)  # [b, h, C, d]
-        return attended.permute(0, 2, 1, 3).reshape(n_blocks * C, self.width)
+        qb = q[q_idx].transpose(1, 2)  # [b, h, C, d]
+        kb = k[k_idx].transpose(1, 2)  # [b, h, K, d]
+        vb = v[k_idx].transpose(1, 2)
+        # Fused softmax(q k^T / sqrt(d) + mask) v: about twice as fast on CPU
+        # as the three separate steps, and no [b, h, C, K] score tensor is
+        # kept for the backward pass by this module.
+        attended = F.scaled_dot_product_attention(
+            qb,
+            kb,
+            vb,
+            attn_mask=mask.unsqueeze(1),
+            dropout_p=self.dropout.p if self.training else 0.0,
+        )  # [b, h, C, d]
+        return attended.transpose(1, 2).reshape(n_blocks * C, self.width)

@@ -9,13 +9,18 @@ For token vectors x_1..x_n and a span s = (i, j) (tokens i..j-1):
 
 The projection is linear, so `W x_hat` is computed as the alpha-weighted sum
 of the projected tokens, and the endpoint blocks as gathers from projected
-tokens: nothing of size `n_spans x (3 * nI)` is ever materialised. `w` starts
+tokens: nothing of size `n_spans x (3 * nI)` is ever materialised. The sum
+for all spans is one fused weighted gather (`embedding_bag`) over a table of
+token-level rows. `w` starts
 at zero (uniform attention = mean pooling) and `W` starts as an orthonormal
 map on the pooled block and zero elsewhere, so an untrained encoder returns
 mean-pooled token vectors and keeps their similarity structure.
 """
 
+from typing import Tuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 N_WIDTH_BUCKETS = 16
@@ -61,45 +66,89 @@ class SpanRepresentation(nn.Module):
                 # n_out >= n_in and approximately kept otherwise.
                 nn.init.orthogonal_(self.pool_proj.weight)
 
+    def token_parts(self, X: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """X: [n_tokens, n_in]. Returns the attention logits [n_tokens] and the
+        stacked token projections [3, n_tokens, n_out] (pool, start, end)."""
+        X = self.dropout(X)
+        logits = self.attention(X).squeeze(-1)
+        parts = torch.stack([self.pool_proj(X), self.start_proj(X), self.end_proj(X)])
+        return logits, parts
+
+    def bags(
+        self, logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One weighted bag per span over the rows of a table laid out as
+        [pool parts; start parts; end parts; width table] (see `combine`):
+        the span's tokens with their softmax(logits) weights, its start
+        token, its last token and its width bucket with weight 1.
+
+        logits (torch.Tensor): [n_tokens] attention logits.
+        starts, ends (torch.Tensor): [n_spans] (ends exclusive, > starts).
+        RETURNS: (rows, bag offsets, weights) for `embedding_bag`.
+        """
+        n_tokens = logits.shape[0]
+        device = logits.device
+        n_spans = starts.shape[0]
+        widths = ends - starts
+        sizes = widths + 3
+        bag_offsets = torch.cumsum(sizes, 0) - sizes
+        span_of_item = torch.repeat_interleave(torch.arange(n_spans, device=device), sizes)
+        pos = torch.arange(span_of_item.shape[0], device=device) - bag_offsets[span_of_item]
+        item_width = widths[span_of_item]
+        item_start = starts[span_of_item]
+        rows = torch.where(
+            pos < item_width,
+            item_start + pos,
+            torch.where(
+                pos == item_width,
+                n_tokens + item_start,
+                torch.where(
+                    pos == item_width + 1,
+                    2 * n_tokens + ends[span_of_item] - 1,
+                    3 * n_tokens + width_buckets(item_width),
+                ),
+            ),
+        )
+        is_pool = pos < item_width
+        pool_items = torch.nonzero(is_pool).squeeze(1)
+        span_of_pair = span_of_item[pool_items]
+        pair_logits = logits[rows[pool_items]]
+        # softmax per span; the shift by the span max only guards exp().
+        span_max = torch.full(
+            (n_spans,), float("-inf"), device=device, dtype=logits.dtype
+        ).scatter_reduce(0, span_of_pair, pair_logits.detach(), "amax")
+        exp = torch.exp(pair_logits - span_max[span_of_pair])
+        norm = logits.new_zeros(n_spans).index_add(0, span_of_pair, exp)
+        alpha = exp / norm[span_of_pair]
+        weights = logits.new_ones(rows.shape[0]).index_put((pool_items,), alpha)
+        return rows, bag_offsets, weights
+
+    def combine(
+        self,
+        bags: Tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        parts: torch.Tensor,
+        width_table: torch.Tensor,
+    ) -> torch.Tensor:
+        """Span vectors from token-level parts, in one fused weighted gather:
+        `sum_t alpha_t parts[0][t] + parts[1][start] + parts[2][end - 1] +
+        width_table[bucket]`.
+
+        Any linear map L applied to `parts` and `width_table` gives L applied
+        to the span vectors, at the cost of tokens instead of spans: the
+        first span-to-span layer uses this for its query/key/value map."""
+        rows, bag_offsets, weights = bags
+        table = torch.cat([parts.reshape(-1, parts.shape[-1]), width_table])
+        return F.embedding_bag(
+            rows, table, bag_offsets, mode="sum", per_sample_weights=weights
+        )
+
     def forward(
         self, X: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
     ) -> torch.Tensor:
         """X: [n_tokens, n_in]; starts, ends: [n_spans] (ends exclusive, > starts).
         Returns [n_spans, n_out]."""
-        n_spans = starts.shape[0]
-        if n_spans == 0:
+        if starts.shape[0] == 0:
             return X.new_zeros((0, self.n_out))
-        X = self.dropout(X)
-        widths = ends - starts
-        span_of_pair = torch.repeat_interleave(
-            torch.arange(n_spans, device=X.device), widths
-        )
-        offsets = torch.cumsum(widths, 0) - widths
-        n_pairs = span_of_pair.shape[0]
-        token_of_pair = (
-            starts[span_of_pair]
-            + torch.arange(n_pairs, device=X.device)
-            - offsets[span_of_pair]
-        )
-        logits = self.attention(X).squeeze(-1)
-        pair_logits = logits[token_of_pair]
-        # softmax per span; the shift by the span max only guards exp().
-        span_max = torch.full(
-            (n_spans,), float("-inf"), device=X.device, dtype=X.dtype
-        ).scatter_reduce(0, span_of_pair, pair_logits.detach(), "amax")
-        exp = torch.exp(pair_logits - span_max[span_of_pair])
-        norm = X.new_zeros(n_spans).index_add(0, span_of_pair, exp)
-        alpha = exp / norm[span_of_pair]
-        weights = torch.sparse_coo_tensor(
-            torch.stack([span_of_pair, token_of_pair]),
-            alpha,
-            (n_spans, X.shape[0]),
-            check_invariants=False,
-        )
-        pooled = torch.sparse.mm(weights, self.pool_proj(X))
-        return (
-            pooled
-            + self.start_proj(X)[starts]
-            + self.end_proj(X)[ends - 1]
-            + self.width_embed(width_buckets(widths))
-        )
+        logits, parts = self.token_parts(X)
+        bags = self.bags(logits, starts, ends)
+        return self.combine(bags, parts, self.width_embed.weight)

@@ -1,0 +1,112 @@
+"""The torch module behind `spanbert` against a plain, span-by-span reference
+of the maths in DESIGN.md: the fused token-level computation (one weighted
+gather for the span representation, the first layer's query/key/value map
+moved to the tokens, fused attention) must give the same values and the same
+gradients."""
+import pytest
+import torch
+
+from spacy_spanbert.layers.span_attention import LocalSpanAttention
+from spacy_spanbert.layers.span_encoder_module import SpanEncoderModule
+from spacy_spanbert.layers.span_representation import width_buckets
+
+
+def _spans(doc_lengths, max_width):
+    starts, ends, doc_ids, offset = [], [], [], 0
+    for d, length in enumerate(doc_lengths):
+        for s in range(length):
+            for w in range(1, max_width + 1):
+                if s + w <= length:
+                    starts.append(offset + s)
+                    ends.append(offset + s + w)
+                    doc_ids.append(d)
+        offset += length
+    return torch.tensor(starts), torch.tensor(ends), torch.tensor(doc_ids)
+
+
+def _reference_attention(layer, H, starts, doc_ids):
+    """Each span attends to every span of its doc whose start is within the window."""
+    n, h, d = H.shape[0], layer.n_heads, layer.d_head
+    q, k, v = layer.qkv(H).view(n, 3, h, d).unbind(1)
+    rows = []
+    for i in range(n):
+        near = (doc_ids == doc_ids[i]) & ((starts - starts[i]).abs() <= layer.window)
+        scores = torch.einsum("hd,khd->hk", q[i], k[near]) / d**0.5
+        rows.append(torch.einsum("hk,khd->hd", scores.softmax(-1), v[near]).reshape(-1))
+    return layer.norm(H + layer.out(torch.stack(rows)))
+
+
+def _reference(module, X, starts, ends, doc_ids, doc_starts, doc_ends):
+    rep = module.represent
+    logits = rep.attention(X).squeeze(-1)
+    out = []
+    for s, e in zip(torch.cat([starts, doc_starts]).tolist(), torch.cat([ends, doc_ends]).tolist()):
+        alpha = logits[s:e].softmax(0)
+        out.append(
+            (alpha[:, None] * rep.pool_proj(X[s:e])).sum(0)
+            + rep.start_proj(X[s])
+            + rep.end_proj(X[e - 1])
+            + rep.width_embed(width_buckets(torch.tensor(e - s)))
+        )
+    out = torch.stack(out)
+    H = out[: starts.shape[0]]
+    for layer in module.layers:
+        H = _reference_attention(layer, H, starts, doc_ids)
+    return H, out[starts.shape[0] :]
+
+
+@pytest.mark.parametrize("n_layers", [0, 1, 2])
+def test_module_matches_span_by_span_reference(n_layers):
+    torch.manual_seed(0)
+    module = SpanEncoderModule(24, 16, n_heads=4, n_layers=n_layers, window=3, dropout=0.0)
+    for param in module.parameters():  # leave the identity-like initialization
+        torch.nn.init.normal_(param, std=0.3)
+    lengths = [13, 1, 30]
+    starts, ends, doc_ids = _spans(lengths, 5)
+    doc_starts, doc_ends = torch.tensor([0, 13, 14]), torch.tensor([13, 14, 44])
+    X = torch.randn(sum(lengths), 24, requires_grad=True)
+    H, D = module(X, starts, ends, doc_ids, doc_starts, doc_ends)
+    H0, D0 = _reference(module, X, starts, ends, doc_ids, doc_starts, doc_ends)
+    torch.testing.assert_close(H, H0, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(D, D0, rtol=1e-4, atol=1e-5)
+    probe = torch.randn_like(H)
+    params = [X] + list(module.parameters())
+    grads = torch.autograd.grad((H * probe).sum() + D.sum(), params)
+    grads0 = torch.autograd.grad((H0 * probe).sum() + D0.sum(), params)
+    for g, g0 in zip(grads, grads0):
+        torch.testing.assert_close(g, g0, rtol=1e-3, atol=1e-4)
+
+
+def test_attention_blocks_and_groups_do_not_change_values():
+    """Queries are cut into blocks and, in inference, blocks into groups; the
+    result must not depend on either size."""
+    torch.manual_seed(1)
+    starts, _, doc_ids = _spans([40, 7, 25], 4)
+    H = torch.randn(starts.shape[0], 16)
+    layer = LocalSpanAttention(16, 2, window=4)
+    torch.nn.init.normal_(layer.out.weight, std=0.3)
+    layer.eval()
+    with torch.no_grad():
+        expected = _reference_attention(layer, H, starts, doc_ids)
+        for block_size, per_step in [(64, 256), (8, 3), (1, 1), (500, 1)]:
+            layer.block_size, layer.blocks_per_step = block_size, per_step
+            torch.testing.assert_close(layer(H, starts, doc_ids), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_threaded_gemm_same_values_as_blis():
+    import numpy
+    from thinc.api import Maxout, NumpyOps
+
+    from spacy_spanbert.util import use_threaded_gemm
+
+    blis = Maxout(nO=8, nI=6, nP=2)
+    blis.initialize()
+    threaded = use_threaded_gemm(Maxout(nO=8, nI=6, nP=2))
+    threaded.initialize()
+    threaded.from_bytes(blis.to_bytes())  # same parameters, same format
+    assert type(threaded.ops) is NumpyOps and not threaded.ops.use_blis
+    X = numpy.random.default_rng(0).standard_normal((40, 6)).astype("float32")
+    Y, backprop = blis.begin_update(X)
+    Y2, backprop2 = threaded.begin_update(X)
+    numpy.testing.assert_allclose(Y2, Y, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(backprop2(Y), backprop(Y), rtol=1e-5, atol=1e-5)
