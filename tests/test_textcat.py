@@ -261,6 +261,21 @@ def test_textcat_label_attention_gradient(lengths):
         assert_allclose(layer.get_grad(name), expected, atol=2e-3, err_msg=name)
 
 
+def test_textcat_label_attention_passes_gradient_at_initialization():
+    """A freshly initialized layer must send gradient to the span vectors, the
+    doc vectors and the queries: with zero output weights the encoder below it
+    got none and only the label priors were learned."""
+    rng = numpy.random.default_rng(0)
+    batch = _random_batch(rng, [5, 3], 8)
+    layer = label_attention(4, 8)
+    layer.initialize()
+    _, backprop = layer.begin_update(batch)
+    d_batch = backprop(rng.normal(size=(2, 4)).astype("float32"))
+    assert numpy.abs(d_batch.vectors).max() > 1e-3
+    assert numpy.abs(d_batch.doc_vectors).max() > 1e-3
+    assert numpy.abs(layer.get_grad("Q")).max() > 1e-4
+
+
 def test_textcat_label_attention_zero_spans_use_doc_vector():
     rng = numpy.random.default_rng(1)
     batch = _random_batch(rng, [0, 2], 4)
@@ -286,7 +301,7 @@ EVIDENCE_TEXTS = [
 
 def _randomize(model, seed=0):
     """Random attention and output weights, so that the labels disagree and
-    the attention is far from uniform (an untrained model has W = U = 0)."""
+    the attention is far from uniform."""
     rng = numpy.random.default_rng(seed)
     attention = model.get_ref("label_attention")
     for name, scale in (("Q", 3.0), ("W", 1.0), ("U", 1.0), ("b", 1.0)):
