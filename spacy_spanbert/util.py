@@ -17,29 +17,6 @@ def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = Fals
         raise ValueError(f"{where}: {name} must be {bound} integer, got {value!r}.")
 
 
-def use_threaded_gemm(model: Model) -> Model:
-    """On CPU, let the matrix products of `model`'s layers go to numpy's
-    BLAS instead of thinc's single-threaded BLIS kernel.
-
-    A span head multiplies every candidate span (about 8 per token), so its
-    products dominate its cost; numpy's BLAS uses all cores, as torch does for
-    the transformer. Same maths, same parameters and serialization; only the
-    kernel changes. Other backends (GPU) are left alone, and `to_gpu`
-    replaces these ops as usual.
-
-    model (Model): The model whose nodes get the ops.
-    RETURNS (Model): `model`.
-    """
-    from thinc.api import NumpyOps
-
-    if type(model.ops) is NumpyOps and getattr(model.ops, "use_blis", False):
-        ops = NumpyOps(use_blis=False)
-        for node in model.walk():
-            if type(node.ops) is NumpyOps:
-                node.ops = ops
-    return model
-
-
 def token_vector_listeners(model: Model):
     """Yield the nodes of `model` that listen to a tok2vec or transformer."""
     from spacy.pipeline.tok2vec import Tok2VecListener

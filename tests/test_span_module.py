@@ -92,21 +92,3 @@ def test_attention_blocks_and_groups_do_not_change_values():
             layer.block_size, layer.blocks_per_step = block_size, per_step
             torch.testing.assert_close(layer(H, starts, doc_ids), expected, rtol=1e-4, atol=1e-5)
 
-
-def test_threaded_gemm_same_values_as_blis():
-    import numpy
-    from thinc.api import Maxout, NumpyOps
-
-    from spacy_spanbert.util import use_threaded_gemm
-
-    blis = Maxout(nO=8, nI=6, nP=2)
-    blis.initialize()
-    threaded = use_threaded_gemm(Maxout(nO=8, nI=6, nP=2))
-    threaded.initialize()
-    threaded.from_bytes(blis.to_bytes())  # same parameters, same format
-    assert type(threaded.ops) is NumpyOps and not threaded.ops.use_blis
-    X = numpy.random.default_rng(0).standard_normal((40, 6)).astype("float32")
-    Y, backprop = blis.begin_update(X)
-    Y2, backprop2 = threaded.begin_update(X)
-    numpy.testing.assert_allclose(Y2, Y, rtol=1e-5, atol=1e-6)
-    numpy.testing.assert_allclose(backprop2(Y), backprop(Y), rtol=1e-5, atol=1e-5)
