@@ -92,3 +92,30 @@ def test_attention_blocks_and_groups_do_not_change_values():
             layer.block_size, layer.blocks_per_step = block_size, per_step
             torch.testing.assert_close(layer(H, starts, doc_ids), expected, rtol=1e-4, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("n_layers,chunk", [(0, 4), (1, 5), (2, 7), (2, 1000)])
+def test_long_inputs_in_chunks_give_the_one_pass_values(monkeypatch, n_layers, chunk):
+    """Inference on long inputs runs in chunks of span starts (bounded
+    memory, linear time); the values must equal the one-pass computation,
+    across doc boundaries and in any span order."""
+    import spacy_spanbert.layers.span_encoder_module as sem
+
+    torch.manual_seed(2)
+    module = SpanEncoderModule(12, 8, n_heads=2, n_layers=n_layers, window=3, dropout=0.1)
+    for param in module.parameters():
+        torch.nn.init.normal_(param, std=0.3)
+    module.eval()
+    lengths = [17, 2, 30, 9]
+    starts, ends, doc_ids = _spans(lengths, 4)
+    shuffle = torch.randperm(starts.shape[0])
+    starts, ends, doc_ids = starts[shuffle], ends[shuffle], doc_ids[shuffle]
+    doc_starts, doc_ends = torch.tensor([0, 17, 19, 49]), torch.tensor([17, 19, 49, 58])
+    X = torch.randn(sum(lengths), 12)
+    with torch.no_grad():
+        monkeypatch.setattr(sem, "CHUNK_TOKENS", 10**9)
+        H0, D0 = module(X, starts, ends, doc_ids, doc_starts, doc_ends)
+        monkeypatch.setattr(sem, "CHUNK_TOKENS", chunk)
+        H, D = module(X, starts, ends, doc_ids, doc_starts, doc_ends)
+    torch.testing.assert_close(H, H0, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(D, D0)

@@ -15,6 +15,10 @@ from torch import nn
 from .span_attention import LocalSpanAttention
 from .span_representation import SpanRepresentation
 
+# Inference on inputs longer than this (tokens in one batch) runs in chunks of
+# span starts of this size; see `SpanEncoderModule._spans_in_chunks`.
+CHUNK_TOKENS = 2048
+
 
 class SpanEncoderModule(nn.Module):
     """Token vectors -> span vectors (and one whole-doc vector per doc)."""
@@ -44,15 +48,21 @@ class SpanEncoderModule(nn.Module):
         doc_starts: torch.Tensor,
         doc_ends: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        n_spans = starts.shape[0]
         rep = self.represent
-        if n_spans + doc_starts.shape[0] == 0:
+        if starts.shape[0] + doc_starts.shape[0] == 0:
             return X.new_zeros((0, rep.n_out)), X.new_zeros((0, rep.n_out))
         logits, parts = rep.token_parts(X)
         table = rep.width_embed.weight
         doc_reps = rep.combine(rep.bags(logits, doc_starts, doc_ends), parts, table)
-        if n_spans == 0:
+        if starts.shape[0] == 0:
             return X.new_zeros((0, rep.n_out)), doc_reps
+        if self.training or torch.is_grad_enabled() or X.shape[0] <= CHUNK_TOKENS:
+            return self._spans(logits, parts, starts, ends, doc_ids), doc_reps
+        return self._spans_in_chunks(X, starts, ends, doc_ids), doc_reps
+
+    def _spans(self, logits, parts, starts, ends, doc_ids) -> torch.Tensor:
+        rep = self.represent
+        table = rep.width_embed.weight
         bags = rep.bags(logits, starts, ends)
         H = rep.combine(bags, parts, table)
         for i, layer in enumerate(self.layers):
@@ -67,7 +77,38 @@ class SpanEncoderModule(nn.Module):
                     torch.matmul(table, layer.qkv.weight.t()),
                 )
             H = layer(H, starts, doc_ids, qkv=qkv)
-        return H, doc_reps
+        return H
+
+    def _spans_in_chunks(self, X, starts, ends, doc_ids) -> torch.Tensor:
+        """Inference on long inputs, `CHUNK_TOKENS` tokens of span starts at
+        a time, so the working set (per-span QKV, attention blocks) is
+        bounded and time stays linear in length. A span's output depends only
+        on spans starting within `window` tokens per layer, so each chunk is
+        computed with a margin of `window * n_layers` tokens of starts on
+        either side and only its own spans are kept: the values equal the
+        one-pass computation."""
+        order = torch.sort(starts, stable=True).indices
+        st, en, docs = starts[order], ends[order], doc_ids[order]
+        margin = max((layer.window for layer in self.layers), default=0) * len(self.layers)
+        H = X.new_empty((st.shape[0], self.represent.n_out))
+        first, last = int(st[0]), int(st[-1])
+        for c0 in range(first, last + 1, CHUNK_TOKENS):
+            c1 = c0 + CHUNK_TOKENS
+            q0, q1 = (int(i) for i in torch.searchsorted(st, torch.tensor([c0, c1], device=st.device)))
+            if q0 == q1:
+                continue
+            k0, k1 = (
+                int(i)
+                for i in torch.searchsorted(st, torch.tensor([c0 - margin, c1 + margin], device=st.device))
+            )
+            t0 = int(st[k0])
+            t1 = int(en[k0:k1].max())
+            logits, parts = self.represent.token_parts(X[t0:t1])
+            out = self._spans(logits, parts, st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1])
+            H[q0:q1] = out[q0 - k0 : q1 - k0]
+        result = torch.empty_like(H)
+        result[order] = H
+        return result
 
 
 class SpanEncoderShim(PyTorchShim):
