@@ -3,7 +3,8 @@
     python benchmarks/speed.py [--encoder PATH] [--output DIR] [--repeats N]
         [--batch-sizes 1 16 64] [--lengths 1000 2000 4000 8000 16000 32000]
 
-1. words/s of `transformer` alone, + spanbert, + spanbert + each head, and +
+1. words/s of `transformer` alone, + spanbert, + spanbert + each head (and the
+   NER head on a spanbert without its span-to-span layer), and +
    spaCy's own `ner` / `textcat` on the same transformer, per batch size,
    median of interleaved repeats (the pipelines alternate so machine noise
    hits all alike); the table reports ratios to the transformer alone.
@@ -47,6 +48,7 @@ SYSTEMS = [
     "transformer",
     "+spanbert",
     "+spanbert+spanbert_ner",
+    "+spanbert(n_layers=0)+spanbert_ner",
     "+spanbert+spanbert_textcat",
     "+ner (spaCy)",
     "+textcat (spaCy)",
@@ -67,7 +69,10 @@ def build(encoder: str, system: str):
 
     nlp = spacy.blank("en")
     nlp.add_pipe("transformer", config={"model": {"name": encoder}})
-    if "spanbert" in system:
+    if "spanbert(n_layers=0)" in system:
+        # No span-to-span attention layer: what that layer costs.
+        nlp.add_pipe("spanbert", config={"model": {"n_layers": 0}})
+    elif "spanbert" in system:
         nlp.add_pipe("spanbert")
     if "spanbert_ner" in system:
         nlp.add_pipe("spanbert_ner", config={"labels": LABELS})

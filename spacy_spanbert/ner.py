@@ -24,6 +24,7 @@ from thinc.types import Floats2d, Ragged
 from .layers.listener import SpanBertListener
 from .layers.span_classifier import span_classifier
 from .suggesters import PresetSpansSuggester
+from .util import use_torch_gemm
 
 DEFAULT_NER_MODEL_CONFIG = """
 [model]
@@ -72,7 +73,7 @@ def build_span_classifier(
         tok2vec = SpanBertListener(upstream_name="*")
     hidden = Maxout(nO=hidden_width, nP=2)
     output = Linear(nO=nO, nI=hidden_width)
-    scorer = chain(hidden, LayerNorm(nI=hidden_width), Dropout(dropout), output)
+    scorer = use_torch_gemm(chain(hidden, LayerNorm(nI=hidden_width), Dropout(dropout), output))
     scorer.set_ref("input", hidden)
     scorer.set_ref("output", output)
     return span_classifier(tok2vec, scorer, nO=nO)

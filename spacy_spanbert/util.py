@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional
 import numpy
 from spacy.tokens import Span
 from spacy.util import replace_model_node
-from thinc.api import Model
+from thinc.api import Model, NumpyOps
 
 SPAN_VECTOR_EXTENSION = "spanbert_vector"
 
@@ -15,6 +15,50 @@ def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = Fals
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         bound = "a non-negative" if allow_zero else "a positive"
         raise ValueError(f"{where}: {name} must be {bound} integer, got {value!r}.")
+
+
+def use_torch_gemm(model: Model) -> Model:
+    """On CPU, run the matrix products of `model`'s layers through torch
+    instead of thinc's single-threaded BLIS kernel.
+
+    A span head multiplies every candidate span (about 8 per token), so its
+    products dominate its cost; torch uses the same thread pool as the
+    transformer. (numpy's BLAS was tried too: its worker threads compete with
+    torch's and made batch size 1 twice as slow.) Same maths, parameters and
+    serialization; only the kernel changes. Other backends (GPU) are left
+    alone, and `to_gpu` replaces these ops as usual.
+
+    model (Model): The model whose nodes get the ops.
+    RETURNS (Model): `model`.
+    """
+    if type(model.ops) is NumpyOps:
+        ops = TorchGemmOps()
+        for node in model.walk():
+            if type(node.ops) is NumpyOps:
+                node.ops = ops
+    return model
+
+
+class TorchGemmOps(NumpyOps):
+    """NumpyOps whose `gemm` is torch.matmul on zero-copy views."""
+
+    def gemm(self, x, y, out=None, trans1=False, trans2=False):
+        import torch
+
+        arrays = (x, y) if out is None else (x, y, out)
+        if any(a.dtype != numpy.float32 or not a.flags.writeable for a in arrays):
+            return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
+        a = torch.from_numpy(numpy.ascontiguousarray(x))
+        b = torch.from_numpy(numpy.ascontiguousarray(y))
+        a = a.t() if trans1 else a
+        b = b.t() if trans2 else b
+        if out is None:
+            return torch.matmul(a, b).numpy()
+        if not out.flags.c_contiguous:
+            out[...] = torch.matmul(a, b).numpy()
+            return out
+        torch.matmul(a, b, out=torch.from_numpy(out))
+        return out
 
 
 def token_vector_listeners(model: Model):

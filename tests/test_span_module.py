@@ -119,3 +119,32 @@ def test_long_inputs_in_chunks_give_the_one_pass_values(monkeypatch, n_layers, c
         H, D = module(X, starts, ends, doc_ids, doc_starts, doc_ends)
     torch.testing.assert_close(H, H0, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(D, D0)
+
+
+def test_torch_gemm_same_values_as_blis():
+    """The NER scorer runs its products through torch on CPU: same values
+    and gradients as thinc's BLIS kernel, same parameters and format."""
+    import numpy
+    from thinc.api import Maxout
+
+    from spacy_spanbert.util import TorchGemmOps, use_torch_gemm
+
+    blis = Maxout(nO=8, nI=6, nP=2)
+    blis.initialize()
+    fast = use_torch_gemm(Maxout(nO=8, nI=6, nP=2))
+    fast.initialize()
+    fast.from_bytes(blis.to_bytes())
+    assert isinstance(fast.ops, TorchGemmOps)
+    X = numpy.random.default_rng(0).standard_normal((40, 6)).astype("float32")
+    Y, backprop = blis.begin_update(X)
+    Y2, backprop2 = fast.begin_update(X)
+    numpy.testing.assert_allclose(Y2, Y, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(backprop2(Y.copy()), backprop(Y.copy()), rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(fast.get_grad("W"), blis.get_grad("W"), rtol=1e-5, atol=1e-5)
+    ops = fast.ops
+    frozen = X.copy()
+    frozen.flags.writeable = False  # falls back to BLIS
+    numpy.testing.assert_allclose(ops.gemm(frozen, X, trans2=True), X @ X.T, rtol=1e-5, atol=1e-5)
+    out = numpy.zeros((6, 6), dtype="float32")
+    assert ops.gemm(X, X, trans1=True, out=out) is out
+    numpy.testing.assert_allclose(out, X.T @ X, rtol=1e-5, atol=1e-4)
