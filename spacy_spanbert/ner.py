@@ -372,9 +372,10 @@ class SpanBertNER(TrainablePipe):
     def get_loss(
         self, examples: Iterable[Example], predictions: PredictionsT
     ) -> Tuple[float, Floats2d]:
-        """Weighted softmax cross-entropy over labels + "no entity"; the gold
-        class of a candidate is the label of a gold span with the same
-        offsets, else "no entity" (weighted by `negative_weight`).
+        """Weighted softmax cross-entropy over labels + "no entity", summed
+        over the candidates; the gold class of a candidate is the label of a
+        gold span with the same offsets, else "no entity" (weighted by
+        `negative_weight`).
 
         examples (Iterable[Example]): The batch, aligned with `predictions`.
         predictions (Tuple[Ragged, Floats2d]): Candidate offsets and logits.
@@ -403,13 +404,18 @@ class SpanBertNER(TrainablePipe):
         weights = numpy.ones((n_classes,), dtype="f")
         weights[negative] = self.cfg["negative_weight"]
         row_weights = weights[target]
-        norm = max(float(row_weights.sum()), 1e-8)
         probs = ops.to_numpy(ops.softmax(scores, axis=-1))
         truth = numpy.zeros((n_rows, n_classes), dtype="f")
         truth[numpy.arange(n_rows), target] = 1.0
-        d_scores = (probs - truth) * row_weights[:, None] / norm
+        # Summed over the candidates, not averaged, as spaCy's own span and
+        # text classifiers do. Averaging over the ~8 candidates per token
+        # shrank the gradient reaching spanbert and the transformer by the
+        # number of candidates in the batch (thousands): next to Adam's eps
+        # their weights barely moved, and next to a sibling head (textcat)
+        # sharing the encoder, the NER signal vanished.
+        d_scores = (probs - truth) * row_weights[:, None]
         gold_probs = numpy.clip(probs[numpy.arange(n_rows), target], 1e-12, 1.0)
-        loss = float((-numpy.log(gold_probs) * row_weights).sum() / norm)
+        loss = float((-numpy.log(gold_probs) * row_weights).sum())
         return loss, ops.asarray2f(d_scores)
 
     def _gold_spans(self, example: Example) -> List[Span]:
