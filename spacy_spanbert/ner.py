@@ -409,10 +409,10 @@ class SpanBertNER(TrainablePipe):
         truth[numpy.arange(n_rows), target] = 1.0
         # Summed over the candidates, not averaged, as spaCy's own span and
         # text classifiers do. Averaging over the ~8 candidates per token
-        # shrank the gradient reaching spanbert and the transformer by the
-        # number of candidates in the batch (thousands): next to Adam's eps
-        # their weights barely moved, and next to a sibling head (textcat)
-        # sharing the encoder, the NER signal vanished.
+        # divided the gradient reaching spanbert and the transformer by the
+        # number of candidates in the batch (thousands): in a 300-step
+        # WNUT-17 run their weights barely moved, and a sibling head sharing
+        # the encoder (textcat, whose loss is not averaged) would drown it.
         d_scores = (probs - truth) * row_weights[:, None]
         gold_probs = numpy.clip(probs[numpy.arange(n_rows), target], 1e-12, 1.0)
         loss = float((-numpy.log(gold_probs) * row_weights).sum())
