@@ -171,6 +171,32 @@ def test_ner_zero_candidates(nlp_factory):
     assert losses["spanbert_ner"] > 0.0
 
 
+def test_ner_loss_is_summed_over_candidates(nlp_factory):
+    """A candidate's gradient must not shrink with the number of other
+    candidates in the batch (as spaCy's spancat and textcat): averaging over
+    the ~8 candidates per token left spanbert and the transformer untrained."""
+    nlp = _make(nlp_factory)
+    examples = _flat_examples(nlp)
+    nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("spanbert_ner")
+
+    def loss_and_grad(batch):
+        docs = [eg.predicted for eg in batch]
+        for name in ("transformer", "spanbert"):
+            docs = list(nlp.get_pipe(name).pipe(docs))
+        return ner.get_loss(batch, ner.predict(docs))
+
+    one_loss, one_grad = loss_and_grad(examples[:1])
+    all_loss, all_grad = loss_and_grad(examples)
+    n_first = one_grad.shape[0]
+    assert all_grad.shape[0] > 2 * n_first
+    assert_allclose(all_grad[:n_first], one_grad, rtol=1e-4, atol=1e-7)
+    assert all_loss > one_loss
+    # softmax cross-entropy rows: they sum to zero and are not scaled down
+    assert_allclose(one_grad.sum(1), 0.0, atol=1e-5)
+    assert numpy.abs(one_grad).max() > 0.05
+
+
 def test_ner_predict_is_pure(nlp_factory):
     nlp = _make(nlp_factory)
     nlp.initialize(lambda: _flat_examples(nlp))
