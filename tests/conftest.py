@@ -89,3 +89,15 @@ TEXTS = [
     "Apple is a company in New York .",
     "He said the film was good .",
 ]
+
+
+def round_trip(nlp, how: str, tmp_path):
+    """A copy of `nlp` through disk, bytes or pickle."""
+    import pickle
+
+    if how == "disk":
+        nlp.to_disk(tmp_path / "pipeline")
+        return spacy.load(tmp_path / "pipeline")
+    if how == "bytes":
+        return spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
+    return pickle.loads(pickle.dumps(nlp))

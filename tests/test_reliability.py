@@ -4,7 +4,6 @@ invariance, serialization round trips, misconfiguration, and very long docs.
 
 The fuzz tests use small hypothesis budgets in the default run; the
 `@pytest.mark.slow` variants run the same properties with larger budgets."""
-import pickle
 import resource
 import warnings
 
@@ -18,7 +17,7 @@ from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from conftest import TEXTS, make_nlp
+from conftest import TEXTS, make_nlp, round_trip
 
 TEXTCAT_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": True}
 CATS = ("POLITICS", "BUSINESS", "CULTURE")
@@ -372,21 +371,12 @@ def test_reliability_warns_when_transformer_cannot_truncate(tiny_bert):
 ROUND_TRIP_TEXTS = [text for text, _, _ in DATA] + [HOSTILE["mixture"], HOSTILE["cjk"], ""]
 
 
-def _round_trip(nlp, how, tmp_path):
-    if how == "disk":
-        nlp.to_disk(tmp_path / "pipeline")
-        return spacy.load(tmp_path / "pipeline")
-    if how == "bytes":
-        return spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
-    return pickle.loads(pickle.dumps(nlp))
-
-
 @pytest.mark.parametrize("how", ["disk", "bytes", "pickle"])
 @pytest.mark.parametrize("state", ["untrained", "trained"])
-def test_reliability_pipeline_round_trip(request, tmp_path, state, how):
+def test_reliability_pipelineround_trip(request, tmp_path, state, how):
     nlp = request.getfixturevalue(state)
     expected = list(nlp.pipe(ROUND_TRIP_TEXTS))
-    nlp2 = _round_trip(nlp, how, tmp_path)
+    nlp2 = round_trip(nlp, how, tmp_path)
     assert nlp2.pipe_names == nlp.pipe_names
     assert nlp2.get_pipe("spanbert").listening_components == ["spanbert_ner", "textcat"]
     assert nlp2.get_pipe("spanbert_ner").labels == nlp.get_pipe("spanbert_ner").labels
@@ -406,7 +396,7 @@ def test_reliability_trained_differs_from_untrained(trained, untrained):
 
 
 @pytest.mark.parametrize("state", ["untrained", "trained"])
-def test_reliability_docbin_round_trip(request, state):
+def test_reliability_docbinround_trip(request, state):
     nlp = request.getfixturevalue(state)
     docs = list(nlp.pipe(ROUND_TRIP_TEXTS))
     data = DocBin(docs=docs, store_user_data=True).to_bytes()

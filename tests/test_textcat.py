@@ -12,6 +12,7 @@ from thinc.types import Ragged
 from spacy_spanbert.data_classes import SpanBatch
 from spacy_spanbert.layers.label_attention import label_attention
 from spacy_spanbert.textcat import span_attention_evidence
+from conftest import round_trip
 
 EXCLUSIVE_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": True}
 MULTI_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": False}
@@ -41,16 +42,6 @@ def _nlp(nlp_factory, exclusive=True):
 
 def _examples(nlp, data):
     return [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in data]
-
-
-def _round_trip(nlp, how, tmp_path):
-    """A copy of NLP through disk, bytes or pickle."""
-    if how == "disk":
-        nlp.to_disk(tmp_path / "model")
-        return spacy.load(tmp_path / "model")
-    if how == "bytes":
-        return spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
-    return pickle.loads(pickle.dumps(nlp))
 
 
 def _train(nlp, data, n_iter=50):
@@ -146,11 +137,11 @@ def test_textcat_overfitting_multilabel(nlp_factory):
 
 
 @pytest.mark.parametrize("how", ["disk", "bytes", "pickle"])
-def test_textcat_serialization_round_trip(exclusive_trained, tmp_path, how):
+def test_textcat_serializationround_trip(exclusive_trained, tmp_path, how):
     nlp, _ = exclusive_trained
     texts = [t for t, _ in EXCLUSIVE_DATA]
     expected = [doc.cats for doc in nlp.pipe(texts)]
-    nlp2 = _round_trip(nlp, how, tmp_path)
+    nlp2 = round_trip(nlp, how, tmp_path)
     got = [doc.cats for doc in nlp2.pipe(texts)]
     for cats, cats2 in zip(expected, got):
         assert cats.keys() == cats2.keys()
@@ -538,9 +529,9 @@ def test_textcat_evidence_config_errors(config, match):
 
 
 @pytest.mark.parametrize("how", ["disk", "bytes", "pickle"])
-def test_textcat_evidence_serialization_round_trip(evidence_nlp, tmp_path, how):
+def test_textcat_evidence_serializationround_trip(evidence_nlp, tmp_path, how):
     nlp = evidence_nlp
-    nlp2 = _round_trip(nlp, how, tmp_path)
+    nlp2 = round_trip(nlp, how, tmp_path)
     assert nlp2.get_pipe("spanbert_textcat").evidence_key == EVIDENCE_KEY
     texts = EVIDENCE_TEXTS[:2]
     docs2 = _only(nlp2, "spanbert_textcat", texts)
@@ -554,7 +545,7 @@ def test_textcat_evidence_serialization_round_trip(evidence_nlp, tmp_path, how):
 
 
 @pytest.mark.filterwarnings("ignore:.*W109")
-def test_textcat_evidence_doc_round_trip(evidence_nlp):
+def test_textcat_evidence_docround_trip(evidence_nlp):
     from spacy.tokens import Doc, DocBin
 
     doc = _only(evidence_nlp, "spanbert_textcat", [EVIDENCE_TEXTS[0]])[0]

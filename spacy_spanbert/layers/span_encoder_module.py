@@ -49,8 +49,6 @@ class SpanEncoderModule(nn.Module):
         doc_ends: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         rep = self.represent
-        if starts.shape[0] + doc_starts.shape[0] == 0:
-            return X.new_zeros((0, rep.n_out)), X.new_zeros((0, rep.n_out))
         logits, parts = rep.token_parts(X)
         table = rep.width_embed.weight
         doc_reps = rep.combine(rep.bags(logits, doc_starts, doc_ends), parts, table)
