@@ -244,6 +244,9 @@ class SpanBert(TrainablePipe):
             if self.cfg["store_vectors"]:
                 attrs["vectors"] = numpy.ascontiguousarray(vectors[offset : offset + n])
                 attrs["doc_vector"] = numpy.ascontiguousarray(doc_vectors[i])
+                # The same [start, end) rows as the spans, so the heads can
+                # read them without making a Python Span per candidate.
+                attrs["offsets"] = numpy.ascontiguousarray(rows, dtype="int32")
             spans = [Span(doc, s, e) for s, e in rows.tolist()]
             doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
             if self.cfg["store_vectors"]:

@@ -51,6 +51,29 @@ def test_encoder_output_contract(nlp_factory):
     assert offsets == sorted(offsets)
     assert group.attrs["doc_vector"].shape == (32,)
     assert numpy.isfinite(vectors).all()
+    assert group.attrs["offsets"].dtype == numpy.int32
+    assert group.attrs["offsets"].tolist() == [list(o) for o in offsets]
+
+
+def test_listener_reads_offsets_like_spans(nlp_factory):
+    """The listener's fast path (attrs["offsets"]) gives the same batch as
+    reading the spans, and a group changed after spanbert ran is refused."""
+    from spacy_spanbert.layers.listener import SpanBertListener, read_span_batch
+
+    nlp = _init(nlp_factory())
+    docs = list(nlp.pipe(["Angela Merkel met Emmanuel Macron .", "", "Paris ."]))
+    listener = SpanBertListener("*", width=32)
+    listener.attrs["spans_key"] = "spanbert"
+    fast = read_span_batch(listener, docs)
+    for doc in docs:
+        doc.spans["spanbert"].attrs.pop("offsets", None)
+    slow = read_span_batch(listener, docs)
+    assert fast.indices.dataXd.tolist() == slow.indices.dataXd.tolist()
+    assert fast.indices.lengths.tolist() == slow.indices.lengths.tolist()
+    assert len(fast.indices.dataXd) == len(docs[0].spans["spanbert"]) + len(docs[2].spans["spanbert"])
+    docs[0].spans["spanbert"].append(docs[0][0:2])
+    with pytest.raises(ValueError, match="spanbert listener.*changed after 'spanbert' ran"):
+        read_span_batch(listener, docs)
 
 
 def test_encoder_span_vector_and_similarity(nlp_factory):

@@ -120,7 +120,22 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
                 f"Set store_vectors = true on the 'spanbert' component so its "
                 f"heads can read the span vectors."
             )
-        rows.extend((span.start, span.end) for span in group)
+        if len(doc) and len(attrs["vectors"]) != len(group):
+            raise ValueError(
+                f"spanbert listener: doc.spans['{key}'] has {len(group)} spans but "
+                f"attrs['vectors'] has {len(attrs['vectors'])} rows: the group was "
+                f"changed after 'spanbert' ran. Put extra spans in a group of "
+                f"their own, or run 'spanbert' again on the doc."
+            )
+        offsets = attrs.get("offsets")
+        if offsets is not None and len(offsets) == len(group):
+            # Written together with the group; a group that was changed
+            # afterwards (append, extend) has a different length.
+            rows.append(numpy.asarray(offsets, dtype="int32").reshape((-1, 2)))
+        else:
+            rows.append(
+                numpy.asarray([(span.start, span.end) for span in group], dtype="int32").reshape((-1, 2))
+            )
         lengths.append(len(group))
         if len(group):
             vectors.append(numpy.asarray(attrs["vectors"], dtype="float32"))
@@ -135,7 +150,7 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
             "pipeline (nlp.initialize()) before using the heads."
         )
     doc_vectors = [v if v is not None else numpy.zeros((width,), "f") for v in doc_vectors]
-    span_array = numpy.asarray(rows, dtype="int32").reshape((-1, 2))
+    span_array = numpy.concatenate(rows) if rows else numpy.zeros((0, 2), "int32")
     vec_array = numpy.concatenate(vectors) if vectors else numpy.zeros((0, width), "f")
     return SpanBatch(
         Ragged(ops.asarray2i(span_array), ops.asarray1i(lengths)),
