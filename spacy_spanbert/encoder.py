@@ -15,7 +15,14 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .data_classes import SpanBatch
 from .layers.listener import SpanBertListener
-from .util import SpanVectorHooks, install_extensions, token_vector_listeners
+from .util import (
+    LEARN_RATE_SCALE,
+    SpanVectorHooks,
+    check_learn_rate_scale,
+    finish_update_scaled,
+    install_extensions,
+    token_vector_listeners,
+)
 from .suggesters import PresetSpansSuggester, adapt_suggester
 
 DEFAULT_SPANBERT_MODEL_CONFIG = """
@@ -63,6 +70,7 @@ _REQUIREMENT_ASSIGNS = {
         "suggester": None,
         "spans_key": "spanbert",
         "store_vectors": True,
+        "learn_rate_scale": LEARN_RATE_SCALE,
     },
     default_score_weights={},
 )
@@ -73,6 +81,7 @@ def make_spanbert(
     suggester: Optional[Callable],
     spans_key: str,
     store_vectors: bool,
+    learn_rate_scale: float,
 ) -> "SpanBert":
     """Create a `spanbert` span encoder.
 
@@ -82,6 +91,9 @@ def make_spanbert(
     spans_key (str): Write the candidate spans to `doc.spans[spans_key]`.
     store_vectors (bool): Store `attrs["vectors"]` on the group. Heads read
         them at prediction time, so keep it true when heads listen.
+    learn_rate_scale (float): Train this component's own weights at this
+        multiple of the optimizer's learning rate (the transformer keeps the
+        optimizer's rate).
     """
     return SpanBert(
         nlp.vocab,
@@ -91,6 +103,7 @@ def make_spanbert(
         suggester=suggester,
         spans_key=spans_key,
         store_vectors=store_vectors,
+        learn_rate_scale=learn_rate_scale,
     )
 
 
@@ -112,6 +125,7 @@ class SpanBert(TrainablePipe):
         suggester: Optional[Callable] = None,
         spans_key: str = "spanbert",
         store_vectors: bool = True,
+        learn_rate_scale: float = LEARN_RATE_SCALE,
         nlp: Optional[Language] = None,
     ) -> None:
         """
@@ -121,6 +135,8 @@ class SpanBert(TrainablePipe):
         suggester (Optional[Callable]): Overrides the model's suggester.
         spans_key (str): Key of the span group to write.
         store_vectors (bool): Whether to store the span vectors on the docs.
+        learn_rate_scale (float): Multiplier of the optimizer's learning rate
+            for this component's weights.
         nlp (Optional[Language]): The pipeline, held by weak reference to find
             the component(s) this one listens to (not serialized).
         """
@@ -138,7 +154,11 @@ class SpanBert(TrainablePipe):
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.cfg: Dict = {"spans_key": spans_key, "store_vectors": bool(store_vectors)}
+        self.cfg: Dict = {
+            "spans_key": spans_key,
+            "store_vectors": bool(store_vectors),
+            "learn_rate_scale": check_learn_rate_scale(name, learn_rate_scale),
+        }
         self.listener_map: Dict[str, List[SpanBertListener]] = {}
         self.upstream_components: List = []
         self._warned_truncation = False
@@ -310,6 +330,14 @@ class SpanBert(TrainablePipe):
             listener.receive(batch_id, batch, accumulate_gradient)
         self.listeners[-1].receive(batch_id, batch, backprop)
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights with their gradients, at `learn_rate_scale`
+        times the optimizer's learning rate.
+
+        sgd (thinc.api.Optimizer): The optimizer.
+        """
+        finish_update_scaled(self.model, sgd, self.cfg.get("learn_rate_scale", 1.0))
 
     def get_loss(self, examples, scores) -> None:
         """The encoder has no loss of its own: its heads provide the gradient."""

@@ -24,7 +24,7 @@ from thinc.types import Floats2d, Ragged
 from .layers.listener import SpanBertListener
 from .layers.span_classifier import span_classifier
 from .suggesters import PresetSpansSuggester
-from .util import use_torch_gemm
+from .util import LEARN_RATE_SCALE, check_learn_rate_scale, finish_update_scaled, use_torch_gemm
 
 DEFAULT_NER_MODEL_CONFIG = """
 [model]
@@ -130,6 +130,7 @@ def score_spanbert_ner(
         "negative_weight": 0.3,
         "overwrite": False,
         "scorer": {"@scorers": "spacy-spanbert.ner_scorer.v1"},
+        "learn_rate_scale": LEARN_RATE_SCALE,
     },
     default_score_weights={
         "ents_f": 1.0,
@@ -151,6 +152,7 @@ def make_spanbert_ner(
     negative_weight: float,
     overwrite: bool,
     scorer: Optional[Callable],
+    learn_rate_scale: float,
 ) -> "SpanBertNER":
     """Create a `spanbert_ner` head.
 
@@ -164,6 +166,9 @@ def make_spanbert_ner(
     negative_weight (float): Weight of the "no entity" class in the loss.
     overwrite (bool): Replace existing `doc.ents`; if false, only fill gaps.
     scorer (Optional[Callable]): The scoring method.
+    learn_rate_scale (float): Train this component's own weights at this
+        multiple of the optimizer's learning rate (the transformer keeps the
+        optimizer's rate).
     """
     return SpanBertNER(
         nlp.vocab,
@@ -175,6 +180,7 @@ def make_spanbert_ner(
         negative_weight=negative_weight,
         overwrite=overwrite,
         scorer=scorer,
+        learn_rate_scale=learn_rate_scale,
     )
 
 
@@ -193,6 +199,7 @@ class SpanBertNER(TrainablePipe):
         negative_weight: float = 0.3,
         overwrite: bool = False,
         scorer: Optional[Callable] = score_spanbert_ner,
+        learn_rate_scale: float = LEARN_RATE_SCALE,
     ) -> None:
         """
         vocab (Vocab): The shared vocabulary.
@@ -204,6 +211,8 @@ class SpanBertNER(TrainablePipe):
         negative_weight (float): Weight of the "no entity" class in the loss.
         overwrite (bool): Replace existing `doc.ents` instead of filling gaps.
         scorer (Optional[Callable]): The scoring method.
+        learn_rate_scale (float): Multiplier of the optimizer's learning rate
+            for this component's weights.
         """
         if not isinstance(spans_key, str) or not spans_key:
             raise ValueError(f"{name}: spans_key must be a non-empty string, got {spans_key!r}.")
@@ -223,9 +232,18 @@ class SpanBertNER(TrainablePipe):
             "threshold": float(threshold),
             "negative_weight": float(negative_weight),
             "overwrite": bool(overwrite),
+            "learn_rate_scale": check_learn_rate_scale(name, learn_rate_scale),
         }
         for label in labels or []:
             self.add_label(label)
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights with their gradients, at `learn_rate_scale`
+        times the optimizer's learning rate.
+
+        sgd (thinc.api.Optimizer): The optimizer.
+        """
+        finish_update_scaled(self.model, sgd, self.cfg.get("learn_rate_scale", 1.0))
 
     @property
     def labels(self) -> Tuple[str, ...]:

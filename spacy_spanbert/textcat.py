@@ -19,7 +19,7 @@ from spacy.pipeline.textcat_multilabel import (
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Logistic, Model, chain, softmax_activation
+from thinc.api import Config, Logistic, Model, Optimizer, chain, softmax_activation
 from thinc.types import Floats2d, Ragged
 
 from .layers.label_attention import (
@@ -29,7 +29,7 @@ from .layers.label_attention import (
     predict_with_weights,
 )
 from .layers.listener import SpanBertListener
-from .util import check_positive
+from .util import LEARN_RATE_SCALE, check_learn_rate_scale, check_positive, finish_update_scaled
 
 WHERE = "spacy-spanbert.SpanAttentionTextCat.v1"
 
@@ -209,6 +209,7 @@ def predict_with_evidence(model: Model, docs: List[Doc]) -> EvidenceT:
         "scorer": {"@scorers": "spacy.textcat_scorer.v2"},
         "evidence_key": "{name}_evidence",
         "evidence_top_k": 3,
+        "learn_rate_scale": LEARN_RATE_SCALE,
     },
     default_score_weights=TEXTCAT_SCORE_WEIGHTS,
 )
@@ -220,6 +221,7 @@ def make_spanbert_textcat(
     scorer: Optional[Callable],
     evidence_key: Optional[str],
     evidence_top_k: int,
+    learn_rate_scale: float,
 ) -> "SpanBertTextCategorizer":
     """Create spaCy's single-label `textcat` with span-attention evidence.
 
@@ -231,6 +233,9 @@ def make_spanbert_textcat(
         `doc.spans[evidence_key]`; "{name}" is replaced by the component name.
         None to write no evidence.
     evidence_top_k (int): Number of spans kept per label and doc.
+    learn_rate_scale (float): Train this component's own weights at this
+        multiple of the optimizer's learning rate (the transformer keeps the
+        optimizer's rate).
     """
     return SpanBertTextCategorizer(
         nlp.vocab,
@@ -240,6 +245,7 @@ def make_spanbert_textcat(
         scorer=scorer,
         evidence_key=evidence_key,
         evidence_top_k=evidence_top_k,
+        learn_rate_scale=learn_rate_scale,
     )
 
 
@@ -252,6 +258,7 @@ def make_spanbert_textcat(
         "scorer": {"@scorers": "spacy.textcat_multilabel_scorer.v2"},
         "evidence_key": "{name}_evidence",
         "evidence_top_k": 3,
+        "learn_rate_scale": LEARN_RATE_SCALE,
     },
     default_score_weights=TEXTCAT_SCORE_WEIGHTS,
 )
@@ -263,6 +270,7 @@ def make_spanbert_textcat_multilabel(
     scorer: Optional[Callable],
     evidence_key: Optional[str],
     evidence_top_k: int,
+    learn_rate_scale: float,
 ) -> "SpanBertMultiLabelTextCategorizer":
     """Create spaCy's `textcat_multilabel` with span-attention evidence.
 
@@ -274,6 +282,9 @@ def make_spanbert_textcat_multilabel(
         `doc.spans[evidence_key]`; "{name}" is replaced by the component name.
         None to write no evidence.
     evidence_top_k (int): Number of spans kept per label and doc.
+    learn_rate_scale (float): Train this component's own weights at this
+        multiple of the optimizer's learning rate (the transformer keeps the
+        optimizer's rate).
     """
     return SpanBertMultiLabelTextCategorizer(
         nlp.vocab,
@@ -283,6 +294,7 @@ def make_spanbert_textcat_multilabel(
         scorer=scorer,
         evidence_key=evidence_key,
         evidence_top_k=evidence_top_k,
+        learn_rate_scale=learn_rate_scale,
     )
 
 
@@ -309,6 +321,7 @@ class SpanBertTextCategorizer(TextCategorizer):
         scorer: Optional[Callable] = textcat_score,
         evidence_key: Optional[str] = "{name}_evidence",
         evidence_top_k: int = 3,
+        learn_rate_scale: float = LEARN_RATE_SCALE,
     ) -> None:
         """
         vocab (Vocab): The shared vocabulary.
@@ -319,6 +332,8 @@ class SpanBertTextCategorizer(TextCategorizer):
         evidence_key (Optional[str]): Key of the evidence span group; "{name}"
             is replaced by `name`. None to write no evidence.
         evidence_top_k (int): Number of spans kept per label and doc.
+        learn_rate_scale (float): Multiplier of the optimizer's learning rate
+            for this component's weights.
         """
         for ref in ("tok2vec", "label_attention", "activation"):
             if not model.has_ref(ref):
@@ -338,6 +353,15 @@ class SpanBertTextCategorizer(TextCategorizer):
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
         self.cfg["evidence_key"] = evidence_key
         self.cfg["evidence_top_k"] = evidence_top_k
+        self.cfg["learn_rate_scale"] = check_learn_rate_scale(name, learn_rate_scale)
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights with their gradients, at `learn_rate_scale`
+        times the optimizer's learning rate.
+
+        sgd (thinc.api.Optimizer): The optimizer.
+        """
+        finish_update_scaled(self.model, sgd, self.cfg.get("learn_rate_scale", 1.0))
 
     @property
     def evidence_key(self) -> Optional[str]:
@@ -435,6 +459,7 @@ class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_Text
         scorer: Optional[Callable] = textcat_multilabel_score,
         evidence_key: Optional[str] = "{name}_evidence",
         evidence_top_k: int = 3,
+        learn_rate_scale: float = LEARN_RATE_SCALE,
     ) -> None:
         """
         vocab (Vocab): The shared vocabulary.
@@ -445,6 +470,8 @@ class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_Text
         evidence_key (Optional[str]): Key of the evidence span group; "{name}"
             is replaced by `name`. None to write no evidence.
         evidence_top_k (int): Number of spans kept per label and doc.
+        learn_rate_scale (float): Multiplier of the optimizer's learning rate
+            for this component's weights.
         """
         super().__init__(
             vocab,
@@ -454,4 +481,5 @@ class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_Text
             scorer=scorer,
             evidence_key=evidence_key,
             evidence_top_k=evidence_top_k,
+            learn_rate_scale=learn_rate_scale,
         )

@@ -8,6 +8,10 @@ from thinc.api import Model, NumpyOps
 
 SPAN_VECTOR_EXTENSION = "spanbert_vector"
 
+# Default `learn_rate_scale` of the components: their weights start from
+# scratch, while the transformer they sit on is pretrained.
+LEARN_RATE_SCALE = 1.0
+
 
 def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
     """Raise a ValueError naming `where` unless `value` is a positive int."""
@@ -15,6 +19,41 @@ def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = Fals
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         bound = "a non-negative" if allow_zero else "a positive"
         raise ValueError(f"{where}: {name} must be {bound} integer, got {value!r}.")
+
+
+def check_learn_rate_scale(where: str, value: Any) -> float:
+    """The component setting `learn_rate_scale` as a float, or a ValueError
+    naming `where` unless it is a positive finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0.0 < float(value) < float("inf")
+    ):
+        raise ValueError(
+            f"{where}: learn_rate_scale must be a positive number (1.0 trains at "
+            f"the optimizer's learning rate), got {value!r}."
+        )
+    return float(value)
+
+
+class ScaledLearnRate:
+    """An optimizer seen through a learning-rate multiplier: every update it
+    makes is `lr_scale * scale` times the optimizer's own step (thinc's
+    `Optimizer.__call__(..., lr_scale=...)`). Its state (moments, averages,
+    schedules) stays the optimizer's."""
+
+    def __init__(self, optimizer: Any, scale: float) -> None:
+        self._optimizer = optimizer
+        self._scale = scale
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        return self._optimizer(key, weights, gradient, lr_scale=lr_scale * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._optimizer, name)
+
+
+def finish_update_scaled(model: Model, optimizer: Any, scale: float) -> None:
+    """`model.finish_update(optimizer)` with the learning rate times `scale`."""
+    model.finish_update(optimizer if scale == 1.0 else ScaledLearnRate(optimizer, scale))
 
 
 def use_torch_gemm(model: Model) -> Model:
