@@ -17,9 +17,9 @@ from .data_classes import SpanBatch
 from .layers.listener import SpanBertListener
 from .util import (
     LEARN_RATE_SCALE,
+    ScaledLearnRateMixin,
     SpanVectorHooks,
     check_learn_rate_scale,
-    finish_update_scaled,
     install_extensions,
     token_vector_listeners,
 )
@@ -111,7 +111,7 @@ def make_spanbert(
 _PIPELINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-class SpanBert(TrainablePipe):
+class SpanBert(ScaledLearnRateMixin, TrainablePipe):
     """Encode candidate spans with span-level attention and share the span
     vectors with downstream heads through `SpanBertListener` layers, the way
     `Tok2Vec` shares token vectors."""
@@ -330,14 +330,6 @@ class SpanBert(TrainablePipe):
             listener.receive(batch_id, batch, accumulate_gradient)
         self.listeners[-1].receive(batch_id, batch, backprop)
         return losses
-
-    def finish_update(self, sgd: Optimizer) -> None:
-        """Update the weights with their gradients, at `learn_rate_scale`
-        times the optimizer's learning rate.
-
-        sgd (thinc.api.Optimizer): The optimizer.
-        """
-        finish_update_scaled(self.model, sgd, self.cfg.get("learn_rate_scale", 1.0))
 
     def get_loss(self, examples, scores) -> None:
         """The encoder has no loss of its own: its heads provide the gradient."""

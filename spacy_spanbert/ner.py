@@ -24,7 +24,7 @@ from thinc.types import Floats2d, Ragged
 from .layers.listener import SpanBertListener
 from .layers.span_classifier import span_classifier
 from .suggesters import PresetSpansSuggester
-from .util import LEARN_RATE_SCALE, check_learn_rate_scale, finish_update_scaled, use_torch_gemm
+from .util import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale, use_torch_gemm
 
 DEFAULT_NER_MODEL_CONFIG = """
 [model]
@@ -184,7 +184,7 @@ def make_spanbert_ner(
     )
 
 
-class SpanBertNER(TrainablePipe):
+class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
     """Classify the candidate spans of `spanbert` into entity labels."""
 
     def __init__(
@@ -236,14 +236,6 @@ class SpanBertNER(TrainablePipe):
         }
         for label in labels or []:
             self.add_label(label)
-
-    def finish_update(self, sgd: Optimizer) -> None:
-        """Update the weights with their gradients, at `learn_rate_scale`
-        times the optimizer's learning rate.
-
-        sgd (thinc.api.Optimizer): The optimizer.
-        """
-        finish_update_scaled(self.model, sgd, self.cfg.get("learn_rate_scale", 1.0))
 
     @property
     def labels(self) -> Tuple[str, ...]:

@@ -19,7 +19,7 @@ from spacy.pipeline.textcat_multilabel import (
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Logistic, Model, Optimizer, chain, softmax_activation
+from thinc.api import Config, Logistic, Model, chain, softmax_activation
 from thinc.types import Floats2d, Ragged
 
 from .layers.label_attention import (
@@ -29,7 +29,7 @@ from .layers.label_attention import (
     predict_with_weights,
 )
 from .layers.listener import SpanBertListener
-from .util import LEARN_RATE_SCALE, check_learn_rate_scale, check_positive, finish_update_scaled
+from .util import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale, check_positive
 
 WHERE = "spacy-spanbert.SpanAttentionTextCat.v1"
 
@@ -298,7 +298,7 @@ def make_spanbert_textcat_multilabel(
     )
 
 
-class SpanBertTextCategorizer(TextCategorizer):
+class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
     """spaCy's `TextCategorizer` that also stores, for each label, the spans
     its attention weighted most. Training, loss, labels and scores are
     spaCy's; only `predict` and `set_annotations` differ.
@@ -354,14 +354,6 @@ class SpanBertTextCategorizer(TextCategorizer):
         self.cfg["evidence_key"] = evidence_key
         self.cfg["evidence_top_k"] = evidence_top_k
         self.cfg["learn_rate_scale"] = check_learn_rate_scale(name, learn_rate_scale)
-
-    def finish_update(self, sgd: Optimizer) -> None:
-        """Update the weights with their gradients, at `learn_rate_scale`
-        times the optimizer's learning rate.
-
-        sgd (thinc.api.Optimizer): The optimizer.
-        """
-        finish_update_scaled(self.model, sgd, self.cfg.get("learn_rate_scale", 1.0))
 
     @property
     def evidence_key(self) -> Optional[str]:
