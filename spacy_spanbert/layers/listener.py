@@ -128,14 +128,9 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
                 f"their own, or run 'spanbert' again on the doc."
             )
         offsets = attrs.get("offsets")
-        if offsets is not None and len(offsets) == len(group):
-            # Written together with the group; a group that was changed
-            # afterwards (append, extend) has a different length.
-            rows.append(numpy.asarray(offsets, dtype="int32").reshape((-1, 2)))
-        else:
-            rows.append(
-                numpy.asarray([(span.start, span.end) for span in group], dtype="int32").reshape((-1, 2))
-            )
+        if offsets is None:  # a group without them (e.g. saved by an earlier version)
+            offsets = [(span.start, span.end) for span in group]
+        rows.append(numpy.asarray(offsets, dtype="int32").reshape((-1, 2)))
         lengths.append(len(group))
         if len(group):
             vectors.append(numpy.asarray(attrs["vectors"], dtype="float32"))
