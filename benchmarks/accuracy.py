@@ -3,6 +3,7 @@ data and training budget, in the same run.
 
     python benchmarks/accuracy.py TASK --train T.spacy --dev D.spacy [--test X.spacy]
         --encoder NAME_OR_PATH --output DIR [--steps N] [--seed S]
+        [--set SECTION.KEY=VALUE ...]
 
 TASK      spacy-spanbert pipeline             spaCy's component
 ner       configs/ner.cfg                     ner (TransitionBasedParser)
@@ -17,6 +18,13 @@ The best checkpoint on dev (spaCy's usual `model-best`) is scored on dev and,
 when given, on test. Writes DIR/results.json, DIR/learning_curve.png and a
 Markdown table on stdout. Nested data must carry its gold spans on
 `doc.spans["spanbert_ner"]` (what `python -m spacy_spanbert.convert litbank` writes).
+
+`--set components.spanbert.model.n_layers=0` (repeatable) changes a setting of
+the task's config file before anything else, e.g. to measure a speed/accuracy
+trade-off. The value is read as JSON when it parses (0, 0.5, true, "x") and as a
+string otherwise. Settings of the spacy-spanbert components only reach the
+spacy-spanbert system; the budget options above (--steps, --lr, --batch-words,
+--seed, --encoder) always win. The settings are recorded in results.json.
 """
 import argparse
 import json
@@ -145,7 +153,7 @@ def encoder_lowercase(encoder: str) -> Optional[bool]:
 
 def build_config(task: str, system: str, args: argparse.Namespace, curve_path: Path) -> Config:
     spec = TASKS[task]
-    config = util.load_config(CONFIGS / spec["config"], interpolate=False)
+    config = util.load_config(CONFIGS / spec["config"], overrides=args.overrides, interpolate=False)
     max_size = config["components"]["spanbert"]["model"]["suggester"]["max_size"]
     if system == "spacy":
         component = spec["baseline"]
@@ -361,7 +369,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--eval-frequency", type=int, default=0, help="default: steps / 10")
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--systems", nargs="+", choices=["spanbert", "spacy"], default=["spanbert", "spacy"])
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="change a setting of the task's config file (repeatable)",
+    )
     args = parser.parse_args(argv)
+    args.overrides = {}
+    for setting in args.settings:
+        key, sep, value = setting.partition("=")
+        if not sep or "." not in key or not key.strip():
+            parser.error(f"--set {setting!r}: expected SECTION.KEY=VALUE, e.g. components.spanbert.model.n_layers=0")
+        try:
+            args.overrides[key.strip()] = json.loads(value)
+        except ValueError:
+            args.overrides[key.strip()] = value
+    try:
+        util.load_config(CONFIGS / TASKS[args.task]["config"], overrides=args.overrides, interpolate=False)
+    except Exception as err:  # thinc's ConfigValidationError names the unknown setting
+        parser.error(f"--set: {err}")
     for option in ("train", "dev", "test"):
         path = getattr(args, option)
         if path is not None and not path.exists():
@@ -391,6 +416,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "seed": args.seed,
             "selection": "best dev checkpoint (model-best)",
         },
+        "settings": args.overrides,
         "data": {"train": str(args.train), "dev": str(args.dev), "test": str(args.test) if args.test else None},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "systems": {},
@@ -398,7 +424,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for system in args.systems:
         results["systems"][system] = run_system(args.task, system, args)
         srsly.write_json(args.output / "results.json", results)
-    print(f"\n### {args.task} ({encoder_label(args.encoder)}, {args.steps} steps)\n")
+    settings = "".join(f", {key}={value}" for key, value in args.overrides.items())
+    print(f"\n### {args.task} ({encoder_label(args.encoder)}, {args.steps} steps{settings})\n")
     print(table(args.task, results))
     plot(args.task, results, args.output / "learning_curve.png")
     print(f"\nwrote {args.output / 'results.json'} and {args.output / 'learning_curve.png'}")

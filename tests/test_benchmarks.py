@@ -53,3 +53,25 @@ def test_accuracy_table_reports_differences():
     }}
     table = accuracy.table("ner", results)
     assert "| spanbert - spacy | +10.00 | +10.00 | +10.00 | x2.00 | x0.50 |" in table
+
+
+def test_accuracy_settings_change_the_spanbert_system_only(tmp_path, tiny_bert):
+    data = tmp_path / "data.spacy"
+    data.write_bytes(b"")
+    common = ["ner", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
+              "--output", str(tmp_path / "out"), "--steps", "50"]
+    args = accuracy.parse_args(
+        common + ["--set", "components.spanbert.model.n_layers=0",
+                  "--set", "components.spanbert_ner.threshold=0.25",
+                  "--set", "training.max_steps=7"]
+    )
+    assert args.overrides["components.spanbert.model.n_layers"] == 0
+    config = accuracy.build_config("ner", "spanbert", args, tmp_path / "curve.jsonl")
+    assert config["components"]["spanbert"]["model"]["n_layers"] == 0
+    assert config["components"]["spanbert_ner"]["threshold"] == 0.25
+    assert config["training"]["max_steps"] == 50  # the budget options win
+    baseline = accuracy.build_config("ner", "spacy", args, tmp_path / "curve.jsonl")
+    assert set(baseline["components"]) == {"transformer", "ner"}
+    for bad in ["n_layers=0", "nosuch.section=1"]:
+        with pytest.raises(SystemExit):
+            accuracy.parse_args(common + ["--set", bad])
