@@ -19,9 +19,10 @@ from spacy.pipeline.textcat_multilabel import (
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Logistic, Model, chain, softmax_activation
+from thinc.api import Config, Model, chain
 from thinc.types import Floats2d, Ragged
 
+from .layers.activation import cross_entropy_activation
 from .layers.label_attention import (
     attention_weights,
     grow_labels,
@@ -81,6 +82,8 @@ def build_span_attention_textcat(
 
     exclusive_classes (bool): Softmax over the labels (for `textcat`) if True,
         an independent sigmoid per label (for `textcat_multilabel`) if False.
+        Either way it is trained with cross-entropy: the gradient the text
+        classifier hands back (`scores - truths`) goes to the logits unchanged.
     tok2vec (Optional[Model]): The span vectors, usually
         `spacy-spanbert.SpanBertListener.v1`; None (default) listens to any
         `spanbert` component.
@@ -93,7 +96,7 @@ def build_span_attention_textcat(
     if tok2vec is None:
         tok2vec = SpanBertListener(upstream_name="*")
     attention = label_attention(nO=nO, dropout=dropout)
-    activation = softmax_activation() if exclusive_classes else Logistic()
+    activation = cross_entropy_activation(exclusive_classes)
     model = chain(tok2vec, attention, activation)
     model.init = _init_textcat  # type: ignore[assignment]
     if nO is not None:
@@ -300,8 +303,9 @@ def make_spanbert_textcat_multilabel(
 
 class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
     """spaCy's `TextCategorizer` that also stores, for each label, the spans
-    its attention weighted most. Training, loss, labels and scores are
-    spaCy's; only `predict` and `set_annotations` differ.
+    its attention weighted most. Training, labels and scores are spaCy's
+    (the model's output layer makes spaCy's `scores - truths` a cross-entropy
+    gradient); only `predict` and `set_annotations` differ.
 
     The evidence group `doc.spans[evidence_key]` holds, label by label in the
     order of `labels`, the top `evidence_top_k` candidate spans by weight

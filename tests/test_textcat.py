@@ -572,3 +572,62 @@ def test_textcat_evidence_scores_are_spacys(evidence_nlp):
     ]
     scores = evidence_nlp.get_pipe("spanbert_textcat").score(examples)
     assert {"cats_score", "cats_macro_f", "cats_macro_auc"} <= set(scores)
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_textcat_activation_backprop_is_cross_entropy(exclusive):
+    """spaCy's text classifiers hand `scores - truths` to the model. Through
+    the output activation that must be the gradient of cross-entropy with
+    respect to the logits (as in thinc's Softmax layer, spaCy's own exclusive
+    output), not the gradient of the squared error of the probabilities, which
+    vanishes on a confident mistake."""
+    from spacy_spanbert.layers.activation import cross_entropy_activation
+
+    rng = numpy.random.default_rng(0)
+    logits = (3 * rng.normal(size=(4, 5))).astype("float32")
+    if exclusive:
+        truths = numpy.eye(5, dtype="float32")[[0, 3, 3, 1]]
+    else:
+        truths = (rng.random(size=(4, 5)) < 0.3).astype("float32")
+    layer = cross_entropy_activation(exclusive)
+    scores, backprop = layer.begin_update(logits)
+    x = logits.astype("float64")
+    if exclusive:
+        expected = numpy.exp(x - x.max(axis=1, keepdims=True))
+        expected /= expected.sum(axis=1, keepdims=True)
+    else:
+        expected = 1.0 / (1.0 + numpy.exp(-x))
+    assert_allclose(scores, expected, rtol=1e-5)
+
+    def cross_entropy(z):
+        if exclusive:
+            z = z - z.max(axis=1, keepdims=True)
+            return float(-(truths * (z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True)))).sum())
+        return float((numpy.logaddexp(0, z) - truths * z).sum())
+
+    numeric = numpy.zeros(x.shape)
+    for i in numpy.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[i] += 1e-4
+        minus[i] -= 1e-4
+        numeric[i] = (cross_entropy(plus) - cross_entropy(minus)) / 2e-4
+    assert_allclose(backprop(scores - truths), numeric, atol=1e-4)
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_textcat_model_trains_label_attention_with_cross_entropy(exclusive):
+    """In the registered architecture, `scores - truths` reaches the label
+    biases unchanged: the bias gradient is its column sum."""
+    from spacy_spanbert.textcat import build_span_attention_textcat
+
+    rng = numpy.random.default_rng(1)
+    model = build_span_attention_textcat(exclusive, nO=3)
+    attention = model.get_ref("label_attention")
+    attention.set_dim("nI", 6)
+    attention.initialize()
+    batch = _random_batch(rng, [4, 2, 3], 6)
+    logits, bp_attention = attention.begin_update(batch)
+    scores, bp_activation = model.get_ref("activation").begin_update(logits)
+    truths = numpy.eye(3, dtype="float32")[[2, 0, 1]]
+    bp_attention(bp_activation(scores - truths))
+    assert_allclose(attention.get_grad("b"), (scores - truths).sum(axis=0), atol=1e-6)
