@@ -756,7 +756,32 @@ def make_parser() -> argparse.ArgumentParser:
                         help="write the last --dev-last docs here instead of to OUTPUT")
     parser.add_argument("--dev-last", type=_positive_int, default=None, metavar="N",
                         help="number of final docs held out into --dev-output")
+    parser.add_argument("--drop-texts-in", default=None, metavar="FILE",
+                        help="drop docs whose text also occurs in this .spacy file (e.g. a "
+                             "dev set that shares rows with the converted training set)")
     return parser
+
+
+def texts_in(path: str) -> set:
+    """The texts of the docs in a .spacy file.
+
+    path (str): A .spacy file (DocBin).
+    RETURNS (set): The texts of its docs.
+    """
+    try:
+        doc_bin = DocBin().from_disk(path)
+    except Exception as e:  # srsly/msgpack raise their own error types
+        raise ConversionError(f"--drop-texts-in {path}: cannot read it as a .spacy file ({e})") from None
+    return {doc.text for doc in doc_bin.get_docs(Vocab())}
+
+
+def drop_texts(docs: List[Doc], texts: set) -> Tuple[List[Doc], int]:
+    """Drop docs whose text is in `texts`.
+
+    RETURNS (Tuple[List[Doc], int]): The kept docs and the number dropped.
+    """
+    kept = [doc for doc in docs if doc.text not in texts]
+    return kept, len(docs) - len(kept)
 
 
 def _read(args: argparse.Namespace) -> List[Doc]:
@@ -808,6 +833,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         docs = _read(args)
         if not docs:
             raise ConversionError(f"{args.input}: no documents found (empty output)")
+        n_dropped = 0
+        if args.drop_texts_in is not None:
+            docs, n_dropped = drop_texts(docs, texts_in(args.drop_texts_in))
+            if not docs:
+                raise ConversionError(
+                    f"{args.input}: every doc's text occurs in {args.drop_texts_in} "
+                    f"(--drop-texts-in leaves nothing to write)"
+                )
         dev: List[Doc] = []
         if args.dev_last is not None:
             if args.dev_last >= len(docs):
@@ -822,6 +855,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if n_dropped:
+        print(f"Dropped {n_dropped} docs whose text occurs in {args.drop_texts_in}")
     print(format_summary(summarize(docs, spans_key), args.output, spans_key))
     if dev:
         print(format_summary(summarize(dev, spans_key), args.dev_output, spans_key))

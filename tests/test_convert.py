@@ -589,3 +589,33 @@ def test_convert_module_entry_point_help():
     assert "usage: python -m spacy_spanbert.convert" in result.stdout
     for fmt in ("conll", "litbank", "prodigy", "trec", "goemotions"):
         assert fmt in result.stdout
+
+
+def test_convert_drop_texts_in(tmp_path, nlp, capsys):
+    """A dev set that shares rows with the training set (textcat_cooking
+    has 99) is written without them."""
+    train_rows = [{"text": "Chewy cookies?", "cats": {"OTHER": 1.0}},
+                  {"text": "Sharp knives", "cats": {"OTHER": 0.0}}]
+    dev_rows = [{"text": "Sharp knives", "cats": {"OTHER": 0.0}},
+                {"text": "Proofing bread", "cats": {"OTHER": 1.0}}]
+    train = tmp_path / "train.spacy"
+    dev = tmp_path / "dev.spacy"
+    assert main(["prodigy", str(write_jsonl(tmp_path / "train.jsonl", train_rows)), str(train)]) == 0
+    argv = ["prodigy", str(write_jsonl(tmp_path / "dev.jsonl", dev_rows)), str(dev),
+            "--drop-texts-in", str(train)]
+    assert main(argv) == 0
+    assert [doc.text for doc in load(dev, nlp)] == ["Proofing bread"]
+    assert f"Dropped 1 docs whose text occurs in {train}" in capsys.readouterr().out
+
+
+def test_convert_drop_texts_in_errors(tmp_path, capsys):
+    rows = [{"text": "Sharp knives", "cats": {"OTHER": 0.0}}]
+    src = write_jsonl(tmp_path / "dev.jsonl", rows)
+    missing = tmp_path / "missing.spacy"
+    assert main(["prodigy", str(src), str(tmp_path / "d.spacy"), "--drop-texts-in", str(missing)]) == 1
+    assert f"--drop-texts-in {missing}: cannot read it as a .spacy file" in capsys.readouterr().err
+    same = tmp_path / "same.spacy"
+    assert main(["prodigy", str(src), str(same)]) == 0
+    assert main(["prodigy", str(src), str(tmp_path / "d.spacy"), "--drop-texts-in", str(same)]) == 1
+    assert "--drop-texts-in leaves nothing to write" in capsys.readouterr().err
+    assert not (tmp_path / "d.spacy").exists()
