@@ -327,19 +327,21 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
 
     def _set_ents(self, doc: Doc, spans: List[Span], scores) -> None:
         kept = [] if self.cfg["overwrite"] else list(doc.ents)
-        taken = numpy.zeros((len(doc),), dtype="bool")
+        taken = bytearray(len(doc))
         for ent in kept:
-            taken[ent.start : ent.end] = True
+            taken[ent.start : ent.end] = b"\x01" * len(ent)
         # Scores within float noise of each other (batching changes the last
         # digits) are ties, and ties go to the earlier span: the decode must
         # not depend on the batch a doc was processed in.
         rounded = numpy.round(numpy.asarray(scores, dtype="float64"), 4)
-        order = sorted(range(len(spans)), key=lambda i: (-rounded[i], spans[i].start, spans[i].end))
-        for i in order:
-            span = spans[i]
-            if not taken[span.start : span.end].any():
-                taken[span.start : span.end] = True
-                kept.append(span)
+        starts = numpy.fromiter((span.start for span in spans), dtype="int64", count=len(spans))
+        ends = numpy.fromiter((span.end for span in spans), dtype="int64", count=len(spans))
+        # Stable: by score (descending), then start, then end.
+        order = numpy.lexsort((ends, starts, -rounded))
+        for i, start, end in zip(order.tolist(), starts[order].tolist(), ends[order].tolist()):
+            if not any(taken[start:end]):
+                taken[start:end] = b"\x01" * (end - start)
+                kept.append(spans[i])
         doc.ents = sorted(kept, key=lambda s: (s.start, s.end))
 
     # -- training --------------------------------------------------------------

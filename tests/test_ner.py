@@ -324,3 +324,40 @@ def test_ner_replace_listeners(nlp_factory):
     assert_allclose(nlp(text).spans["spanbert_ner"].attrs["scores"], expected, atol=1e-5)
     losses = nlp.update(examples, sgd=Adam(0.001))
     assert losses["spanbert_ner"] > 0.0
+
+
+def _greedy_reference(n_tokens, kept, spans, scores):
+    """The greedy decode spelled out: best score first, ties by (start, end)."""
+    rounded = [round(float(x), 4) for x in scores]
+    taken = [False] * n_tokens
+    for ent in kept:
+        for t in range(ent.start, ent.end):
+            taken[t] = True
+    kept = list(kept)
+    for i in sorted(range(len(spans)), key=lambda i: (-rounded[i], spans[i].start, spans[i].end)):
+        if not any(taken[spans[i].start : spans[i].end]):
+            for t in range(spans[i].start, spans[i].end):
+                taken[t] = True
+            kept.append(spans[i])
+    return sorted((s.start, s.end, s.label_) for s in kept)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_ner_greedy_decode_matches_reference(nlp_factory, overwrite):
+    nlp = _make(nlp_factory, labels=["A", "B"])
+    ner = nlp.get_pipe("spanbert_ner")
+    ner.cfg["overwrite"] = overwrite
+    rng = numpy.random.default_rng(0)
+    for trial in range(50):
+        doc = nlp.make_doc(" ".join(f"w{i}" for i in range(int(rng.integers(1, 15)))))
+        doc.ents = [Span(doc, 0, 1, label="PRE")] if trial % 3 == 0 else []
+        spans = []
+        for _ in range(int(rng.integers(0, 30))):
+            start = int(rng.integers(0, len(doc)))
+            end = int(rng.integers(start + 1, min(len(doc), start + 4) + 1))
+            spans.append(Span(doc, start, end, label=str(rng.choice(["A", "B"]))))
+        # coarse scores, so that many tie
+        scores = numpy.asarray(rng.integers(5, 10, len(spans)) / 10, dtype="f")
+        expected = _greedy_reference(len(doc), [] if overwrite else list(doc.ents), spans, scores)
+        ner._set_ents(doc, spans, scores)
+        assert _ents(doc) == expected
