@@ -75,3 +75,18 @@ def test_accuracy_settings_change_the_spanbert_system_only(tmp_path, tiny_bert):
     for bad in ["n_layers=0", "nosuch.section=1"]:
         with pytest.raises(SystemExit):
             accuracy.parse_args(common + ["--set", bad])
+
+
+def test_accuracy_warns_about_long_training_docs(tmp_path):
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    path = tmp_path / "train.spacy"
+    DocBin(docs=[nlp.make_doc("a " * n) for n in (5, 30, 12)]).to_disk(path)
+    message = accuracy.long_docs_warning(path, 0, threshold=10)
+    assert "has 2 training doc(s) of 10 tokens or more (the longest: 30)" in message
+    assert "--set corpora.train.max_length=2000" in message
+    assert accuracy.long_docs_warning(path, 0, threshold=31) is None
+    # corpora.train.max_length = 12 already skips the 12- and 30-token docs
+    assert accuracy.long_docs_warning(path, 12, threshold=10) is None
+    assert "has 1 training doc(s) of 10 tokens or more (the longest: 12)" in accuracy.long_docs_warning(path, 30, threshold=10)
