@@ -408,11 +408,12 @@ def long_docs_warning(train: Path, max_length: int, threshold: int = LONG_DOC_TO
     """A warning when the training set holds docs of `threshold` tokens or
     more that `corpora.train.max_length` does not skip, else None.
 
-    Training backpropagates through a whole doc at once; measured with MiniLM
-    on this machine, one update needs about 0.40 GB per 1,000 tokens of the doc
-    with spaCy's textcat_multilabel on the transformer and about 0.56 GB with
-    spanbert and its head (so a 53,000-token GitHub issue in textcat_docs_issues
-    took more than the machine's 24 GB)."""
+    Training backpropagates through a whole doc at once. Measured with MiniLM
+    on a 2-core CPU machine, one update needs about 0.40 GB per 1,000 tokens of
+    the doc with spaCy's textcat_multilabel on the transformer, 0.56 GB with
+    spanbert (1-4 token candidates) and its text classifier, and 0.82 GB with
+    spanbert (1-8 token candidates) and its NER head; a 52,906-token GitHub
+    issue in textcat_docs_issues took more than the machine's 24 GB."""
     from spacy.tokens import DocBin
     from spacy.vocab import Vocab
 
@@ -423,7 +424,7 @@ def long_docs_warning(train: Path, max_length: int, threshold: int = LONG_DOC_TO
     return (
         f"accuracy.py: {train} has {len(long)} training doc(s) of {threshold:,} tokens or "
         f"more (the longest: {max(long):,}). Each is backpropagated in one piece, which "
-        f"needs about 0.4-0.6 GB per 1,000 tokens with MiniLM; to skip long docs in "
+        f"needs about 0.4-0.8 GB per 1,000 tokens with MiniLM; to skip long docs in "
         f"training for both systems, add --set corpora.train.max_length=2000."
     )
 
