@@ -415,9 +415,15 @@ def long_docs_warning(train: Path, max_length: int, threshold: int = LONG_DOC_TO
     spanbert (1-8 token candidates) and its NER head; a 52,906-token GitHub
     issue in textcat_docs_issues took more than the machine's 24 GB."""
     from spacy.tokens import DocBin
+    from spacy.training.corpus import walk_corpus
     from spacy.vocab import Vocab
 
-    lengths = [len(doc) for doc in DocBin().from_disk(train).get_docs(Vocab())]
+    # a .spacy file or, as spaCy's corpus reader allows, a folder of them
+    lengths = [
+        len(doc)
+        for path in walk_corpus(train, ".spacy")
+        for doc in DocBin().from_disk(path).get_docs(Vocab())
+    ]
     long = [n for n in lengths if n >= threshold and (max_length <= 0 or n < max_length)]
     if not long:
         return None

@@ -90,3 +90,9 @@ def test_accuracy_warns_about_long_training_docs(tmp_path):
     # corpora.train.max_length = 12 already skips the 12- and 30-token docs
     assert accuracy.long_docs_warning(path, 12, threshold=10) is None
     assert "has 1 training doc(s) of 10 tokens or more (the longest: 12)" in accuracy.long_docs_warning(path, 30, threshold=10)
+    # a folder of .spacy files, as spaCy's corpus reader accepts
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    DocBin(docs=[nlp.make_doc("a " * 40)]).to_disk(folder / "part1.spacy")
+    DocBin(docs=[nlp.make_doc("a " * 3)]).to_disk(folder / "part2.spacy")
+    assert "has 1 training doc(s) of 10 tokens or more (the longest: 40)" in accuracy.long_docs_warning(folder, 0, threshold=10)
