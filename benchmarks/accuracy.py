@@ -441,7 +441,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import spacy_spanbert  # noqa: F401
 
-    warning = long_docs_warning(args.train, int(args.overrides.get("corpora.train.max_length", 0) or 0))
+    # the task config's own corpora.train.max_length, after any --set
+    task_config = util.load_config(CONFIGS / TASKS[args.task]["config"], overrides=args.overrides, interpolate=False)
+    warning = long_docs_warning(args.train, int(task_config["corpora"]["train"]["max_length"] or 0))
     if warning:
         print(warning, file=sys.stderr)
 
