@@ -90,29 +90,27 @@ class SpanRepresentation(nn.Module):
         device = logits.device
         n_spans = starts.shape[0]
         widths = ends - starts
-        sizes = widths + 3
-        bag_offsets = torch.cumsum(sizes, 0) - sizes
-        span_of_item = torch.repeat_interleave(torch.arange(n_spans, device=device), sizes)
-        pos = torch.arange(span_of_item.shape[0], device=device) - bag_offsets[span_of_item]
-        item_width = widths[span_of_item]
-        item_start = starts[span_of_item]
-        rows = torch.where(
-            pos < item_width,
-            item_start + pos,
-            torch.where(
-                pos == item_width,
-                n_tokens + item_start,
-                torch.where(
-                    pos == item_width + 1,
-                    2 * n_tokens + ends[span_of_item] - 1,
-                    3 * n_tokens + width_buckets(item_width),
-                ),
-            ),
+        # Bag of span s: its `widths[s]` tokens, then start, end and width rows.
+        # Items are numbered span by span, so the p-th token item overall (of
+        # span s) sits at item p + 3 * s, and its token is p + (starts[s] -
+        # first token item of s). Index arithmetic is per span where possible:
+        # per-item work is a handful of gathers, no masks.
+        pool_first = torch.cumsum(widths, 0) - widths
+        bag_offsets = pool_first + 3 * torch.arange(n_spans, device=device)
+        n_pool = int(pool_first[-1] + widths[-1]) if n_spans else 0
+        span_of_pair = torch.repeat_interleave(
+            torch.arange(n_spans, device=device), widths, output_size=n_pool
         )
-        is_pool = pos < item_width
-        pool_items = torch.nonzero(is_pool).squeeze(1)
-        span_of_pair = span_of_item[pool_items]
-        pair_logits = logits[rows[pool_items]]
+        pair = torch.arange(n_pool, device=device)
+        pair_rows = pair + (starts - pool_first)[span_of_pair]
+        pool_items = pair + 3 * span_of_pair
+        tail = bag_offsets + widths
+        rows = torch.empty(n_pool + 3 * n_spans, dtype=starts.dtype, device=device)
+        rows[pool_items] = pair_rows
+        rows[tail] = n_tokens + starts
+        rows[tail + 1] = 2 * n_tokens + ends - 1
+        rows[tail + 2] = 3 * n_tokens + width_buckets(widths)
+        pair_logits = logits[pair_rows]
         # softmax per span; the shift by the span max only guards exp().
         span_max = torch.full(
             (n_spans,), float("-inf"), device=device, dtype=logits.dtype
