@@ -96,3 +96,17 @@ def test_accuracy_warns_about_long_training_docs(tmp_path):
     DocBin(docs=[nlp.make_doc("a " * 40)]).to_disk(folder / "part1.spacy")
     DocBin(docs=[nlp.make_doc("a " * 3)]).to_disk(folder / "part2.spacy")
     assert "has 1 training doc(s) of 10 tokens or more (the longest: 40)" in accuracy.long_docs_warning(folder, 0, threshold=10)
+
+
+def test_speed_pipelines_pass_no_span_over_threshold_like_a_trained_head(tiny_bert):
+    """speed.py's untrained NER head must not build a Span per candidate in
+    set_annotations (a trained head passes a few spans, not half of them)."""
+    import speed
+
+    texts = [speed.make_text(20 + i, i) for i in range(4)]
+    for system in ("+spanbert+spanbert_ner", "+spanbert(n_layers=0)+spanbert_ner"):
+        nlp = speed.build(tiny_bert, system)
+        docs = list(nlp.pipe(texts))
+        assert sum(len(doc.spans["spanbert"]) for doc in docs) > 100
+        assert sum(len(doc.spans["spanbert_ner"]) for doc in docs) == 0
+        assert all(len(doc.ents) == 0 for doc in docs)
