@@ -68,17 +68,21 @@ class SpanRepresentation(nn.Module):
 
     def token_parts(self, X: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """X: [n_tokens, n_in]. Returns the attention logits [n_tokens] and the
-        stacked token projections [3, n_tokens, n_out] (pool, start, end)."""
+        token projections [n_tokens, 3, n_out] (pool, start, end), from one
+        matrix product with the three maps side by side."""
         X = self.dropout(X)
         logits = self.attention(X).squeeze(-1)
-        parts = torch.stack([self.pool_proj(X), self.start_proj(X), self.end_proj(X)])
+        weight = torch.cat([self.pool_proj.weight, self.start_proj.weight, self.end_proj.weight])
+        bias = torch.cat([self.pool_proj.bias, self.pool_proj.bias.new_zeros(2 * self.n_out)])
+        parts = F.linear(X, weight, bias).view(X.shape[0], 3, self.n_out)
         return logits, parts
 
     def bags(
         self, logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One weighted bag per span over the rows of a table laid out as
-        [pool parts; start parts; end parts; width table] (see `combine`):
+        [pool, start, end part of token 0; ... of token 1; ...; width table]
+        (see `combine`):
         the span's tokens with their softmax(logits) weights, its start
         token, its last token and its width bucket with weight 1.
 
@@ -102,15 +106,15 @@ class SpanRepresentation(nn.Module):
             torch.arange(n_spans, device=device), widths, output_size=n_pool
         )
         pair = torch.arange(n_pool, device=device)
-        pair_rows = pair + (starts - pool_first)[span_of_pair]
+        pair_tokens = pair + (starts - pool_first)[span_of_pair]
         pool_items = pair + 3 * span_of_pair
         tail = bag_offsets + widths
         rows = torch.empty(n_pool + 3 * n_spans, dtype=starts.dtype, device=device)
-        rows[pool_items] = pair_rows
-        rows[tail] = n_tokens + starts
-        rows[tail + 1] = 2 * n_tokens + ends - 1
+        rows[pool_items] = 3 * pair_tokens
+        rows[tail] = 3 * starts + 1
+        rows[tail + 1] = 3 * (ends - 1) + 2
         rows[tail + 2] = 3 * n_tokens + width_buckets(widths)
-        pair_logits = logits[pair_rows]
+        pair_logits = logits[pair_tokens]
         # softmax per span; the shift by the span max only guards exp().
         span_max = torch.full(
             (n_spans,), float("-inf"), device=device, dtype=logits.dtype
@@ -128,7 +132,7 @@ class SpanRepresentation(nn.Module):
         width_table: torch.Tensor,
     ) -> torch.Tensor:
         """Span vectors from token-level parts, in one fused weighted gather:
-        `sum_t alpha_t parts[0][t] + parts[1][start] + parts[2][end - 1] +
+        `sum_t alpha_t parts[t, 0] + parts[start, 1] + parts[end - 1, 2] +
         width_table[bucket]`.
 
         Any linear map L applied to `parts` and `width_table` gives L applied
