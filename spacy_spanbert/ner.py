@@ -29,7 +29,7 @@ from .util import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
 DEFAULT_NER_MODEL_CONFIG = """
 [model]
 @architectures = "spacy-spanbert.SpanClassifier.v1"
-hidden_width = 256
+hidden_width = 64
 dropout = 0.1
 nO = null
 
@@ -45,7 +45,7 @@ PredictionsT = Tuple[Ragged, Floats2d]
 @registry.architectures("spacy-spanbert.SpanClassifier.v1")
 def build_span_classifier(
     tok2vec: Optional[Model] = None,
-    hidden_width: int = 256,
+    hidden_width: int = 64,
     dropout: float = 0.1,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], PredictionsT]:
