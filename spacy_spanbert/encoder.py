@@ -20,6 +20,7 @@ from .util import (
     ScaledLearnRateMixin,
     SpanVectorHooks,
     check_learn_rate_scale,
+    gc_paused,
     install_extensions,
     token_vector_listeners,
 )
@@ -267,7 +268,10 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
                 # The same [start, end) rows as the spans, so the heads can
                 # read them without making a Python Span per candidate.
                 attrs["offsets"] = numpy.ascontiguousarray(rows, dtype="int32")
-            spans = [Span(doc, s, e) for s, e in rows.tolist()]
+            # Two flat lists of ints (not one list of pairs), and the collector
+            # paused: both kept the cost per Span flat on long docs.
+            with gc_paused():
+                spans = [Span(doc, s, e) for s, e in zip(rows[:, 0].tolist(), rows[:, 1].tolist())]
             doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
             if self.cfg["store_vectors"]:
                 hooks = SpanVectorHooks(key)

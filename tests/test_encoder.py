@@ -392,3 +392,25 @@ def test_encoder_spacy_preset_suggester(nlp_factory):
     assert [(s.start, s.end) for s in group] == [(0, 2), (3, 4)]
     assert group.attrs["vectors"].shape[0] == 2
     assert len(nlp("no preset spans on this doc").spans["spanbert"]) == 0
+
+
+def test_gc_paused_restores_the_collector_state():
+    import gc
+
+    from spacy_spanbert.util import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
