@@ -50,19 +50,29 @@ class SpanEncoderModule(nn.Module):
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         rep = self.represent
         logits, parts = rep.token_parts(X)
-        table = rep.width_embed.weight
-        doc_reps = rep.combine(rep.bags(logits, doc_starts, doc_ends), parts, table)
-        if starts.shape[0] == 0:
+        n = starts.shape[0]
+        if n and (self.training or torch.is_grad_enabled() or X.shape[0] <= CHUNK_TOKENS):
+            # The whole-doc spans ride along with the candidates: one round of
+            # index work instead of two, which counts at small batch sizes.
+            return self._spans(
+                logits, parts, torch.cat([starts, doc_starts]), torch.cat([ends, doc_ends]), doc_ids
+            )
+        doc_reps = rep.combine(rep.bags(logits, doc_starts, doc_ends), parts, rep.width_embed.weight)
+        if n == 0:
             return X.new_zeros((0, rep.n_out)), doc_reps
-        if self.training or torch.is_grad_enabled() or X.shape[0] <= CHUNK_TOKENS:
-            return self._spans(logits, parts, starts, ends, doc_ids), doc_reps
         return self._spans_in_chunks(X, starts, ends, doc_ids), doc_reps
 
-    def _spans(self, logits, parts, starts, ends, doc_ids) -> torch.Tensor:
+    def _spans(self, logits, parts, starts, ends, doc_ids) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Vectors of the spans `starts`, `ends`: the first `len(doc_ids)` are
+        candidates and go through the span-to-span layers, any after them
+        (the whole-doc spans) are returned as represented.
+        RETURNS: (candidate vectors, the other spans' vectors)."""
         rep = self.represent
         table = rep.width_embed.weight
+        n = doc_ids.shape[0]
         bags = rep.bags(logits, starts, ends)
-        H = rep.combine(bags, parts, table)
+        H_all = rep.combine(bags, parts, table)
+        H = H_all[:n]
         for i, layer in enumerate(self.layers):
             qkv = None
             if i == 0:
@@ -73,9 +83,9 @@ class SpanEncoderModule(nn.Module):
                     bags,
                     torch.matmul(parts, layer.qkv.weight.t()),
                     torch.matmul(table, layer.qkv.weight.t()),
-                )
-            H = layer(H, starts, doc_ids, qkv=qkv)
-        return H
+                )[:n]
+            H = layer(H, starts[:n], doc_ids, qkv=qkv)
+        return H, H_all[n:]
 
     def _spans_in_chunks(self, X, starts, ends, doc_ids) -> torch.Tensor:
         """Inference on long inputs, `CHUNK_TOKENS` tokens of span starts at
@@ -102,7 +112,7 @@ class SpanEncoderModule(nn.Module):
             t0 = int(st[k0])
             t1 = int(en[k0:k1].max())
             logits, parts = self.represent.token_parts(X[t0:t1])
-            out = self._spans(logits, parts, st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1])
+            out, _ = self._spans(logits, parts, st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1])
             H[q0:q1] = out[q0 - k0 : q1 - k0]
         result = torch.empty_like(H)
         result[order] = H
