@@ -105,10 +105,10 @@ def like_a_trained_head(ner) -> None:
 
     Its random weights put about half of all candidate spans over the
     threshold (37,449 of 75,000 on these texts), so `set_annotations` would
-    build tens of thousands of Spans and decode them: work a trained head does
-    not do: the heads trained for ner_drugs and ner_fashion_brands (the seed 0
-    runs of `benchmarks/results/examples`) pass 0 of the same 75,000. The
-    matrix work is unchanged; only what passes the threshold is.
+    build tens of thousands of Spans and decode them, which a trained head
+    does not do (the heads trained for ner_drugs and ner_fashion_brands, the
+    seed 0 runs of `benchmarks/results/examples`, pass 0 of the same 75,000).
+    The matrix work is unchanged; only what passes the threshold is.
     """
     output = ner.model.get_ref("scorer").get_ref("output")
     b = output.get_param("b").copy()
