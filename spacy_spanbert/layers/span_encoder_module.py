@@ -60,7 +60,7 @@ class SpanEncoderModule(nn.Module):
         doc_reps = rep.combine(rep.bags(logits, doc_starts, doc_ends), parts, rep.width_embed.weight)
         if n == 0:
             return X.new_zeros((0, rep.n_out)), doc_reps
-        return self._spans_in_chunks(X, starts, ends, doc_ids), doc_reps
+        return self._spans_in_chunks(logits, parts, starts, ends, doc_ids), doc_reps
 
     def _spans(self, logits, parts, starts, ends, doc_ids) -> Tuple[torch.Tensor, torch.Tensor]:
         """Vectors of the spans `starts`, `ends`: the first `len(doc_ids)` are
@@ -87,18 +87,19 @@ class SpanEncoderModule(nn.Module):
             H = layer(H, starts[:n], doc_ids, qkv=qkv)
         return H, H_all[n:]
 
-    def _spans_in_chunks(self, X, starts, ends, doc_ids) -> torch.Tensor:
+    def _spans_in_chunks(self, logits, parts, starts, ends, doc_ids) -> torch.Tensor:
         """Inference on long inputs, `CHUNK_TOKENS` tokens of span starts at
         a time, so the working set (per-span QKV, attention blocks) is
         bounded and time stays linear in length. A span's output depends only
         on spans starting within `window` tokens per layer, so each chunk is
         computed with a margin of `window * n_layers` tokens of starts on
         either side and only its own spans are kept: the values equal the
-        one-pass computation."""
+        one-pass computation. The token-level logits and parts are computed
+        once for the whole input and sliced per chunk."""
         order = torch.sort(starts, stable=True).indices
         st, en, docs = starts[order], ends[order], doc_ids[order]
         margin = max((layer.window for layer in self.layers), default=0) * len(self.layers)
-        H = X.new_empty((st.shape[0], self.represent.n_out))
+        H = parts.new_empty((st.shape[0], self.represent.n_out))
         first, last = int(st[0]), int(st[-1])
         for c0 in range(first, last + 1, CHUNK_TOKENS):
             c1 = c0 + CHUNK_TOKENS
@@ -111,8 +112,9 @@ class SpanEncoderModule(nn.Module):
             )
             t0 = int(st[k0])
             t1 = int(en[k0:k1].max())
-            logits, parts = self.represent.token_parts(X[t0:t1])
-            out, _ = self._spans(logits, parts, st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1])
+            out, _ = self._spans(
+                logits[t0:t1], parts[t0:t1], st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1]
+            )
             H[q0:q1] = out[q0 - k0 : q1 - k0]
         result = torch.empty_like(H)
         result[order] = H

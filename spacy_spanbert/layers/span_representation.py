@@ -99,9 +99,10 @@ class SpanRepresentation(nn.Module):
         # span s) sits at item p + 3 * s, and its token is p + (starts[s] -
         # first token item of s). Index arithmetic is per span where possible:
         # per-item work is a handful of gathers, no masks.
-        pool_first = torch.cumsum(widths, 0) - widths
+        pool_end = torch.cumsum(widths, 0)
+        pool_first = pool_end - widths
         bag_offsets = pool_first + 3 * torch.arange(n_spans, device=device)
-        n_pool = int(pool_first[-1] + widths[-1]) if n_spans else 0
+        n_pool = int(pool_end[-1]) if n_spans else 0
         span_of_pair = torch.repeat_interleave(
             torch.arange(n_spans, device=device), widths, output_size=n_pool
         )
