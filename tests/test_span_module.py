@@ -38,15 +38,18 @@ def _reference_attention(layer, H, starts, doc_ids):
 
 def _reference(module, X, starts, ends, doc_ids, doc_starts, doc_ends):
     rep = module.represent
-    logits = rep.attention(X).squeeze(-1)
+    logits = X @ rep.attention.weight[0]
+    W_pool, W_start, W_end = rep.token_proj.weight.split(rep.n_out)
     out = []
     for s, e in zip(torch.cat([starts, doc_starts]).tolist(), torch.cat([ends, doc_ends]).tolist()):
         alpha = logits[s:e].softmax(0)
+        x_hat = (alpha[:, None] * X[s:e]).sum(0)
         out.append(
-            (alpha[:, None] * rep.pool_proj(X[s:e])).sum(0)
-            + rep.start_proj(X[s])
-            + rep.end_proj(X[e - 1])
+            W_pool @ x_hat
+            + W_start @ X[s]
+            + W_end @ X[e - 1]
             + rep.width_embed(width_buckets(torch.tensor(e - s)))
+            + rep.bias
         )
     out = torch.stack(out)
     H = out[: starts.shape[0]]
@@ -148,3 +151,26 @@ def test_torch_gemm_same_values_as_blis():
     out = numpy.zeros((6, 6), dtype="float32")
     assert ops.gemm(X, X, trans1=True, out=out) is out
     numpy.testing.assert_allclose(out, X.T @ X, rtol=1e-5, atol=1e-4)
+
+
+def test_weights_saved_with_separate_projections_load_as_the_same_map():
+    """Before the pooled/start/end blocks were stacked into `token_proj`, the
+    state dict had `pool_proj` (with the bias), `start_proj`, `end_proj` and an
+    attention bias (which the softmax cancels): such weights still load."""
+    torch.manual_seed(0)
+    module = SpanEncoderModule(24, 16, n_heads=4, n_layers=1, window=3, dropout=0.0)
+    for param in module.parameters():
+        torch.nn.init.normal_(param, std=0.3)
+    state = module.state_dict()
+    pool, start, end = state.pop("represent.token_proj.weight").split(16)
+    state["represent.pool_proj.weight"] = pool
+    state["represent.start_proj.weight"] = start
+    state["represent.end_proj.weight"] = end
+    state["represent.pool_proj.bias"] = state.pop("represent.bias")
+    state["represent.attention.bias"] = torch.tensor([0.7])
+    loaded = SpanEncoderModule(24, 16, n_heads=4, n_layers=1, window=3, dropout=0.0)
+    loaded.load_state_dict(state)  # strict: no key left over or missing
+    starts, ends, doc_ids = _spans([9, 4], 3)
+    args = (torch.randn(13, 24), starts, ends, doc_ids, torch.tensor([0, 9]), torch.tensor([9, 13]))
+    for got, want in zip(loaded(*args), module(*args)):
+        torch.testing.assert_close(got, want)

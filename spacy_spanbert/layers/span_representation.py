@@ -2,10 +2,11 @@
 
 For token vectors x_1..x_n and a span s = (i, j) (tokens i..j-1):
 
-    a_t = w . x_t + b                     attention logits, one per token
+    a_t = w . x_t                         attention logits, one per token
+                                          (a bias would cancel in the softmax)
     alpha = softmax(a_i..a_{j-1})         (Lee et al. 2017)
     x_hat = sum_t alpha_t x_t
-    g_s = W [x_i ; x_{j-1} ; x_hat ; phi(width)] + b
+    g_s = W [x_i ; x_{j-1} ; x_hat] + phi(width) + b
 
 The projection is linear, so `W x_hat` is computed as the alpha-weighted sum
 of the projected tokens, and the endpoint blocks as gathers from projected
@@ -39,32 +40,50 @@ def width_buckets(widths: torch.Tensor) -> torch.Tensor:
 
 
 class SpanRepresentation(nn.Module):
+    """The parameters: `attention` (w; no bias, as softmax ignores a shift),
+    `token_proj` (W's pooled, start and end blocks stacked, [3 * n_out, n_in],
+    so that the token-level parts are one matrix product with no per-call
+    copy of the weights), `bias` (b) and `width_embed` (phi)."""
+
     def __init__(self, n_in: int, n_out: int, dropout: float = 0.0):
         super().__init__()
         self.n_in = n_in
         self.n_out = n_out
         self.dropout = nn.Dropout(dropout)
-        self.attention = nn.Linear(n_in, 1)
-        self.start_proj = nn.Linear(n_in, n_out, bias=False)
-        self.end_proj = nn.Linear(n_in, n_out, bias=False)
-        self.pool_proj = nn.Linear(n_in, n_out, bias=True)
+        self.attention = nn.Linear(n_in, 1, bias=False)
+        self.token_proj = nn.Linear(n_in, 3 * n_out, bias=False)
+        self.bias = nn.Parameter(torch.zeros(n_out))
         self.width_embed = nn.Embedding(N_WIDTH_BUCKETS, n_out)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
             self.attention.weight.zero_()
-            self.attention.bias.zero_()
-            self.start_proj.weight.zero_()
-            self.end_proj.weight.zero_()
+            self.token_proj.weight.zero_()
             self.width_embed.weight.zero_()
-            self.pool_proj.bias.zero_()
+            self.bias.zero_()
+            pool = self.token_proj.weight[: self.n_out]
             if self.n_out == self.n_in:
-                self.pool_proj.weight.copy_(torch.eye(self.n_in))
+                pool.copy_(torch.eye(self.n_in))
             else:
                 # Rows (or columns) orthonormal: distances are kept when
                 # n_out >= n_in and approximately kept otherwise.
-                nn.init.orthogonal_(self.pool_proj.weight)
+                pool.copy_(nn.init.orthogonal_(torch.empty(self.n_out, self.n_in)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before the blocks were stacked (separate pool_proj,
+        # start_proj, end_proj and an attention bias) load as the same map.
+        old = [prefix + name + ".weight" for name in ("pool_proj", "start_proj", "end_proj")]
+        if all(key in state_dict for key in old) and prefix + "token_proj.weight" not in state_dict:
+            state_dict[prefix + "token_proj.weight"] = torch.cat([state_dict.pop(key) for key in old])
+            state_dict[prefix + "bias"] = state_dict.pop(prefix + "pool_proj.bias")
+            state_dict.pop(prefix + "attention.bias", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def width_table(self) -> torch.Tensor:
+        """RETURNS (torch.Tensor): [N_WIDTH_BUCKETS, n_out] width rows with the
+        bias b added: every span takes exactly one width row with weight 1."""
+        return self.width_embed.weight + self.bias
 
     def token_parts(self, X: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """X: [n_tokens, n_in]. Returns the attention logits [n_tokens] and the
@@ -72,9 +91,7 @@ class SpanRepresentation(nn.Module):
         matrix product with the three maps side by side."""
         X = self.dropout(X)
         logits = self.attention(X).squeeze(-1)
-        weight = torch.cat([self.pool_proj.weight, self.start_proj.weight, self.end_proj.weight])
-        bias = torch.cat([self.pool_proj.bias, self.pool_proj.bias.new_zeros(2 * self.n_out)])
-        parts = F.linear(X, weight, bias).view(X.shape[0], 3, self.n_out)
+        parts = self.token_proj(X).view(X.shape[0], 3, self.n_out)
         return logits, parts
 
     def bags(
@@ -154,4 +171,4 @@ class SpanRepresentation(nn.Module):
             return X.new_zeros((0, self.n_out))
         logits, parts = self.token_parts(X)
         bags = self.bags(logits, starts, ends)
-        return self.combine(bags, parts, self.width_embed.weight)
+        return self.combine(bags, parts, self.width_table())
