@@ -163,6 +163,8 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         self.listener_map: Dict[str, List[SpanBertListener]] = {}
         self.upstream_components: List = []
         self._warned_truncation = False
+        self._truncation_limit_for: Optional[Tuple[int, ...]] = None
+        self._truncation_limit: Optional[int] = None
         if nlp is not None:
             # Kept outside the instance so that pickling never sees it.
             _PIPELINES[self] = weakref.ref(nlp)
@@ -503,18 +505,35 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         if not self._warned_truncation:
             self._check_truncation(docs)
 
+    def _cached_truncation_limit(self) -> Optional[int]:
+        """The smallest `model_max_length` of the upstream transformers, looked
+        up again only when the pipeline's components change: finding them
+        walks the pipeline's listener maps, which cost about as much as the
+        rest of the check on every batch. (Only this advisory warning reads
+        the cache: a `model_max_length` changed in place is not seen.)"""
+        ref = _PIPELINES.get(self)
+        nlp = ref() if ref is not None else None
+        key = tuple(id(comp) for _, comp in nlp.pipeline) if nlp is not None else None
+        if key is None or key != self._truncation_limit_for:
+            limits = [max_length for max_length, _ in self._wordpiece_limits()]
+            self._truncation_limit = min(limits) if limits else None
+            self._truncation_limit_for = key
+        return self._truncation_limit
+
     def _check_truncation(self, docs: List[Doc]) -> None:
         """Warn once when a transformer window reached the tokenizer's
         `model_max_length`: spacy-transformers then silently drops the
         wordpieces past the limit, and the tokens they covered get zero vectors."""
-        limits = [max_length for max_length, _ in self._wordpiece_limits()]
-        if not limits:
+        limit = self._cached_truncation_limit()
+        if limit is None:
             return
-        limit = min(limits)
         for doc in docs:
             wordpieces = getattr(doc._.trf_data, "wordpieces", None)
             mask = getattr(wordpieces, "attention_mask", None)
-            if mask is None or mask.size == 0 or int(mask.sum(axis=1).max()) < limit:
+            # Padded to the longest window, so a narrower mask cannot reach it.
+            if mask is None or mask.size == 0 or mask.shape[-1] < limit:
+                continue
+            if int(mask.sum(axis=1).max()) < limit:
                 continue
             self._warned_truncation = True
             warnings.warn(
