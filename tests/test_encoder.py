@@ -76,6 +76,45 @@ def test_listener_reads_offsets_like_spans(nlp_factory):
         read_span_batch(listener, docs)
 
 
+def test_join_rows_views_consecutive_slices_and_copies_anything_else():
+    from spacy_spanbert.layers.listener import join_rows
+
+    whole = numpy.arange(40, dtype="f").reshape((10, 4))
+    parts = [whole[0:3], whole[3:4], whole[4:10]]
+    joined = join_rows(parts)
+    assert numpy.shares_memory(joined, whole)
+    assert joined.tolist() == whole.tolist()
+    for arrays in (
+        [whole[0:3], whole[4:10]],  # a gap
+        [whole[3:4], whole[0:3]],  # out of order
+        [whole[0:3], whole[0:3].copy()],  # another buffer
+        [whole[0:3], numpy.arange(28, dtype="f").reshape((7, 4))],
+    ):
+        joined = join_rows(arrays)
+        assert not numpy.shares_memory(joined, whole)
+        assert joined.tolist() == numpy.concatenate(arrays).tolist()
+
+
+def test_listener_batch_is_the_same_in_any_doc_order(nlp_factory):
+    """Docs read back in the order spanbert wrote them share one buffer (no
+    copy); any other order or a mix of batches gives the same rows, copied."""
+    from spacy_spanbert.layers.listener import SpanBertListener, read_span_batch
+
+    nlp = _init(nlp_factory())
+    texts = ["Angela Merkel met Emmanuel Macron .", "", "Paris .", "A b c d"]
+    docs = list(nlp.pipe(texts, batch_size=4))
+    other = list(nlp.pipe(texts[:2], batch_size=1))
+    listener = SpanBertListener("*", width=32)
+    listener.attrs["spans_key"] = "spanbert"
+    in_order = read_span_batch(listener, docs)
+    assert numpy.shares_memory(in_order.vectors, docs[0].spans["spanbert"].attrs["vectors"])
+    by_doc = {id(doc): doc.spans["spanbert"].attrs["vectors"] for doc in docs + other}
+    for mix in (docs[::-1], [docs[2], other[0], docs[0]], other):
+        batch = read_span_batch(listener, mix)
+        want = numpy.concatenate([by_doc[id(doc)] for doc in mix])
+        assert batch.vectors.tolist() == want.tolist()
+
+
 def test_encoder_span_vector_and_similarity(nlp_factory):
     nlp = _init(nlp_factory())
     doc = nlp("Angela Merkel met Emmanuel Macron in Berlin .")

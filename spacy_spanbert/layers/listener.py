@@ -146,11 +146,48 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
         )
     doc_vectors = [v if v is not None else numpy.zeros((width,), "f") for v in doc_vectors]
     span_array = numpy.concatenate(rows) if rows else numpy.zeros((0, 2), "int32")
-    vec_array = numpy.concatenate(vectors) if vectors else numpy.zeros((0, width), "f")
+    vec_array = join_rows(vectors) if vectors else numpy.zeros((0, width), "f")
     return SpanBatch(
         Ragged(ops.asarray2i(span_array), ops.asarray1i(lengths)),
         ops.asarray2f(vec_array),
         ops.asarray2f(numpy.stack(doc_vectors).reshape((len(docs), width))),
+    )
+
+
+def join_rows(arrays: List[numpy.ndarray]) -> numpy.ndarray:
+    """Concatenate 2-D arrays of one dtype and width along the rows.
+
+    `spanbert` stores each doc's span vectors as a slice of one array per
+    batch, so when the docs of a batch are read back in the same order their
+    arrays are consecutive in memory: then one view over them is returned
+    instead of a copy. Anything else is concatenated. The view is writeable
+    like the stored arrays themselves (heads only read their input; thinc
+    layers never write to it), because a read-only input sends the heads'
+    matrix products from torch to numpy's BLAS (`TorchGemmOps`).
+    """
+    first = arrays[0]
+    if len(arrays) == 1:
+        return first
+    width = first.shape[1]
+    address = first.__array_interface__["data"][0]
+    contiguous = True
+    for array in arrays:
+        if (
+            array.dtype != first.dtype
+            or array.shape[1] != width
+            or not array.flags.c_contiguous
+            or array.__array_interface__["data"][0] != address
+            or array.base is not first.base
+            or array.base is None
+        ):
+            contiguous = False
+            break
+        address += array.nbytes
+    if not contiguous:
+        return numpy.concatenate(arrays)
+    rows = sum(array.shape[0] for array in arrays)
+    return numpy.lib.stride_tricks.as_strided(
+        first, shape=(rows, width), strides=(width * first.itemsize, first.itemsize)
     )
 
 
