@@ -174,3 +174,24 @@ def test_weights_saved_with_separate_projections_load_as_the_same_map():
     args = (torch.randn(13, 24), starts, ends, doc_ids, torch.tensor([0, 9]), torch.tensor([9, 13]))
     for got, want in zip(loaded(*args), module(*args)):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("lengths,max_width", [([13, 1, 30], 5), ([1], 1), ([300], 40)])
+def test_cpu_bags_equal_the_torch_bags(lengths, max_width):
+    """The CPU path does its index work in numpy; the torch path (used on GPU)
+    must give the same rows, offsets and weights, and the same gradients."""
+    from spacy_spanbert.layers.span_representation import SpanRepresentation
+
+    torch.manual_seed(0)
+    rep = SpanRepresentation(8, 8)
+    starts, ends, _ = _spans(lengths, max_width)
+    # a whole-doc span too, wider than the width buckets
+    starts, ends = torch.cat([starts, torch.tensor([0])]), torch.cat([ends, torch.tensor([sum(lengths)])])
+    logits = (torch.randn(sum(lengths)) * 30).requires_grad_()
+    got, want = rep._bags_cpu(logits, starts, ends), rep._bags_torch(logits, starts, ends)
+    assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+    torch.testing.assert_close(got[2], want[2])
+    probe = torch.randn_like(got[2])
+    (g,) = torch.autograd.grad((got[2] * probe).sum(), logits)
+    (g0,) = torch.autograd.grad((want[2] * probe).sum(), logits)
+    torch.testing.assert_close(g, g0)

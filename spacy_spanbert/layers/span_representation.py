@@ -20,6 +20,7 @@ mean-pooled token vectors and keeps their similarity structure.
 
 from typing import Tuple
 
+import numpy
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +38,37 @@ def width_buckets(widths: torch.Tensor) -> torch.Tensor:
     small = w - 1
     large = 8 + torch.floor(torch.log2(w.to(torch.float32))).to(torch.long) - 3
     return torch.where(w <= 8, small, large).clamp(max=N_WIDTH_BUCKETS - 1)
+
+
+def bag_index(starts: numpy.ndarray, ends: numpy.ndarray, n_tokens: int) -> Tuple[numpy.ndarray, ...]:
+    """The integer part of `SpanRepresentation.bags` in numpy (int64 arrays):
+    `rows` and `bag_offsets` for `embedding_bag`, and for each pooled item its
+    span (`span_of_pair`), its token (`pair_tokens`) and its place in `rows`
+    (`pool_items`), plus each span's first pooled item (`pool_first`).
+    Laid out as in `bags`; needs at least one span."""
+    starts = starts.astype("int64", copy=False)
+    ends = ends.astype("int64", copy=False)
+    n_spans = starts.shape[0]
+    widths = ends - starts
+    pool_end = numpy.cumsum(widths)
+    pool_first = pool_end - widths
+    bag_offsets = pool_first + 3 * numpy.arange(n_spans)
+    n_pool = int(pool_end[-1])
+    span_of_pair = numpy.repeat(numpy.arange(n_spans), widths)
+    pair = numpy.arange(n_pool)
+    pair_tokens = pair + (starts - pool_first)[span_of_pair]
+    pool_items = pair + 3 * span_of_pair
+    tail = bag_offsets + widths
+    rows = numpy.empty(n_pool + 3 * n_spans, dtype="int64")
+    rows[pool_items] = 3 * pair_tokens
+    rows[tail] = 3 * starts + 1
+    rows[tail + 1] = 3 * (ends - 1) + 2
+    clamped = numpy.maximum(widths, 1)
+    buckets = numpy.where(
+        clamped <= 8, clamped - 1, 8 + numpy.floor(numpy.log2(clamped.astype("float32"))).astype("int64") - 3
+    )
+    rows[tail + 2] = 3 * n_tokens + numpy.minimum(buckets, N_WIDTH_BUCKETS - 1)
+    return rows, bag_offsets, span_of_pair, pair_tokens, pool_items, pool_first
 
 
 class SpanRepresentation(nn.Module):
@@ -107,6 +139,14 @@ class SpanRepresentation(nn.Module):
         starts, ends (torch.Tensor): [n_spans] (ends exclusive, > starts).
         RETURNS: (rows, bag offsets, weights) for `embedding_bag`.
         """
+        if starts.device.type == "cpu" and starts.shape[0]:
+            return self._bags_cpu(logits, starts, ends)
+        return self._bags_torch(logits, starts, ends)
+
+    def _bags_torch(
+        self, logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`bags` in torch ops only, on the tensors' device (GPU)."""
         n_tokens = logits.shape[0]
         device = logits.device
         n_spans = starts.shape[0]
@@ -139,6 +179,26 @@ class SpanRepresentation(nn.Module):
         ).scatter_reduce(0, span_of_pair, pair_logits.detach(), "amax")
         exp = torch.exp(pair_logits - span_max[span_of_pair])
         norm = logits.new_zeros(n_spans).index_add(0, span_of_pair, exp)
+        alpha = exp / norm[span_of_pair]
+        weights = logits.new_ones(rows.shape[0]).index_put((pool_items,), alpha)
+        return rows, bag_offsets, weights
+
+    def _bags_cpu(
+        self, logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`bags` on the CPU: the same bags, with the integer index work (which
+        needs no gradient) in numpy, whose calls cost about a microsecond
+        against several for a torch op; it was most of `spanbert`'s time on
+        one-doc batches. Only the softmax weights stay in torch."""
+        index = bag_index(starts.numpy(), ends.numpy(), logits.shape[0])
+        rows, bag_offsets, span_of_pair, pair_tokens, pool_items, pool_first = (
+            torch.from_numpy(a) for a in index
+        )
+        pair_logits = logits[pair_tokens]
+        # softmax per span; the shift by the span max only guards exp().
+        shift = numpy.maximum.reduceat(pair_logits.detach().numpy(), index[5])
+        exp = torch.exp(pair_logits - torch.from_numpy(shift)[span_of_pair])
+        norm = logits.new_zeros(starts.shape[0]).index_add(0, span_of_pair, exp)
         alpha = exp / norm[span_of_pair]
         weights = logits.new_ones(rows.shape[0]).index_put((pool_items,), alpha)
         return rows, bag_offsets, weights
