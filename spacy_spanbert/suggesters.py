@@ -77,6 +77,9 @@ def _canonical(data, doc_ids, n_docs: int, ops: Ops) -> Ragged:
         return _empty(ops, n_docs)
     data = data.astype("i", copy=False)
     doc_ids = doc_ids.astype("i", copy=False)
+    if _is_canonical(data, doc_ids, xp):
+        lengths = xp.bincount(doc_ids, minlength=n_docs)
+        return Ragged(ops.asarray2i(xp.ascontiguousarray(data)), ops.asarray1i(lengths))
     # lexsort sorts by the last key first: doc, then start, then end.
     keys = xp.stack([data[:, 1], data[:, 0], doc_ids])
     order = xp.lexsort(keys)
@@ -90,6 +93,20 @@ def _canonical(data, doc_ids, n_docs: int, ops: Ops) -> Ragged:
         doc_ids = doc_ids[keep]
     lengths = xp.bincount(doc_ids, minlength=n_docs)
     return Ragged(ops.asarray2i(xp.ascontiguousarray(data)), ops.asarray1i(lengths))
+
+
+def _is_canonical(data, doc_ids, xp) -> bool:
+    """Whether the rows are already sorted by (doc, start, end) with no
+    duplicates (what the n-gram suggester returns): a few vectorized
+    comparisons instead of a sort."""
+    if data.shape[0] < 2:
+        return True
+    later_doc = doc_ids[1:] > doc_ids[:-1]
+    same_doc = doc_ids[1:] == doc_ids[:-1]
+    d_start = data[1:, 0] - data[:-1, 0]
+    d_end = data[1:, 1] - data[:-1, 1]
+    after = (d_start > 0) | ((d_start == 0) & (d_end > 0))
+    return bool(xp.all(later_doc | (same_doc & after)))
 
 
 def _as_rows(ragged: Ragged, ops: Ops, where: str) -> Tuple[Any, numpy.ndarray]:
@@ -179,10 +196,33 @@ class NgramSuggester:
 
     requires: List[str]
 
+    # Docs up to this many tokens reuse the rows computed for their length
+    # (at most about 2 MB in all with max_size 8).
+    CACHE_MAX_TOKENS = 256
+
     def __init__(self, min_size: int = 1, max_size: int = 8) -> None:
         self.min_size = int(min_size)
         self.max_size = int(max_size)
         self.requires = []
+        self._cache: Dict[int, numpy.ndarray] = {}
+
+    def _rows(self, n: int, xp) -> Any:
+        if xp is not numpy or n > self.CACHE_MAX_TOKENS:
+            return self._make_rows(n, xp)
+        rows = self._cache.get(n)
+        if rows is None:
+            rows = self._make_rows(n, numpy)
+            rows.flags.writeable = False
+            self._cache[n] = rows
+        return rows
+
+    def _make_rows(self, n: int, xp) -> Any:
+        sizes = xp.arange(self.min_size, min(self.max_size, n) + 1, dtype="i")
+        starts = xp.arange(n, dtype="i")[:, None]
+        ends = starts + sizes[None, :]
+        fits = ends <= n
+        # Row-major masking keeps the order: by start, then by end.
+        return xp.stack([xp.broadcast_to(starts, ends.shape)[fits], ends[fits]], axis=1)
 
     def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
         ops = _ops(ops)
@@ -195,12 +235,7 @@ class NgramSuggester:
             if widest < self.min_size:
                 lengths.append(0)
                 continue
-            sizes = xp.arange(self.min_size, widest + 1, dtype="i")
-            starts = xp.arange(n, dtype="i")[:, None]
-            ends = starts + sizes[None, :]
-            fits = ends <= n
-            # Row-major masking keeps the order: by start, then by end.
-            rows = xp.stack([xp.broadcast_to(starts, ends.shape)[fits], ends[fits]], axis=1)
+            rows = self._rows(n, xp)
             parts.append(rows)
             lengths.append(int(rows.shape[0]))
         if not parts:

@@ -408,6 +408,41 @@ def test_suggesters_normalize_sorts_and_dedups():
     assert lengths(output) == [3, 0, 2]
 
 
+def test_suggesters_normalize_matches_a_sorted_set_reference():
+    """Random rows per doc (sorted or not, with or without duplicates, across
+    doc boundaries): the result is each doc's sorted set of rows, whether the
+    input took the already-canonical shortcut or the sort."""
+    rng = numpy.random.default_rng(0)
+    for trial in range(200):
+        n_docs = int(rng.integers(1, 4))
+        per_doc = []
+        for _ in range(n_docs):
+            n = int(rng.integers(0, 6))
+            starts = rng.integers(0, 4, size=n)
+            pairs = [(int(s), int(s + rng.integers(1, 3))) for s in starts]
+            if trial % 2:
+                pairs = sorted(set(pairs))  # canonical already
+            per_doc.append(pairs)
+        flat = [pair for pairs in per_doc for pair in pairs]
+        data = numpy.asarray(flat, dtype="i").reshape((-1, 2))
+        ragged = Ragged(data, numpy.asarray([len(p) for p in per_doc], dtype="i"))
+        output = normalize_suggestions(ragged, OPS)
+        assert rows(output) == [list(pair) for pairs in per_doc for pair in sorted(set(pairs))]
+        assert lengths(output) == [len(set(pairs)) for pairs in per_doc]
+
+
+def test_suggesters_ngram_cached_rows_are_fresh_arrays(en_vocab):
+    """Docs of one length reuse cached rows; the output is never the cache."""
+    suggester = build_ngram_suggester(1, 3)
+    docs = [Doc(en_vocab, words=["a"] * 5), Doc(en_vocab, words=["b"] * 5)]
+    first = suggester(docs[:1], ops=OPS)
+    first.dataXd[:] = -1
+    again = suggester(docs, ops=OPS)
+    assert rows(again)[:12] == rows(again)[12:] == [
+        [s, s + w] for s in range(5) for w in range(1, 4) if s + w <= 5
+    ]
+
+
 def test_suggesters_normalize_bad_shape():
     ragged = Ragged(numpy.zeros((2, 3), dtype="i"), numpy.asarray([2], dtype="i"))
     with pytest.raises(ValueError, match=r"spanbert.*\(n_spans, 2\)"):
