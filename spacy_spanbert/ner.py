@@ -326,6 +326,10 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
             self._set_ents(doc, spans, scores)
 
     def _set_ents(self, doc: Doc, spans: List[Span], scores) -> None:
+        if not spans:  # most docs, for a trained head: nothing to decode
+            # Still assigned: tokens outside the kept entities become "O".
+            doc.ents = [] if self.cfg["overwrite"] else list(doc.ents)
+            return
         kept = [] if self.cfg["overwrite"] else list(doc.ents)
         taken = bytearray(len(doc))
         for ent in kept:

@@ -266,6 +266,28 @@ def test_ner_entity_ruler(trained_flat, overwrite):
         assert ents == [(1, 3, "THING"), (3, 5, "PER"), (6, 7, "LOC")]
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_ner_no_span_over_threshold_still_sets_outside_tags(trained_flat, overwrite):
+    """With nothing to decode, the tokens outside the kept entities are still
+    tagged "O" (not left missing), and a ruler's entities stay unless
+    overwrite is set."""
+    nlp, _ = trained_flat
+    ner = nlp.get_pipe("spanbert_ner")
+    ruler = nlp.add_pipe("entity_ruler", before="spanbert_ner")
+    ruler.add_patterns([{"label": "THING", "pattern": "Merkel met"}])
+    threshold = ner.cfg["threshold"]
+    ner.cfg["overwrite"], ner.cfg["threshold"] = overwrite, 1.01
+    try:
+        doc = nlp("Angela Merkel met Emmanuel Macron in Berlin .")
+    finally:
+        ner.cfg["overwrite"], ner.cfg["threshold"] = False, threshold
+        nlp.remove_pipe("entity_ruler")
+    assert len(doc.spans[ner.spans_key]) == 0
+    assert _ents(doc) == ([] if overwrite else [(1, 3, "THING")])
+    outside = [t.ent_iob_ for t in doc if not t.ent_type_]
+    assert outside == ["O"] * len(outside) and outside
+
+
 def test_ner_greedy_decode_tie_break(nlp_factory):
     nlp = _make(nlp_factory, labels=["A", "B"])
     ner = nlp.get_pipe("spanbert_ner")
