@@ -4,8 +4,9 @@
         [--batch-sizes 1 16 64] [--lengths 1000 2000 4000 8000 16000 32000]
 
 1. words/s of `transformer` alone, + spanbert, + spanbert + each head (and the
-   NER head on a spanbert without its span-to-span layer), and +
-   spaCy's own `ner` / `textcat` on the same transformer, per batch size,
+   NER head on spanberts with the model settings in parentheses: without the
+   span-to-span layer, as configs/ner.cfg, and also with 128-wide span
+   vectors), and + spaCy's own `ner` / `textcat` on the same transformer, per batch size,
    median of interleaved repeats (the pipelines alternate so machine noise
    hits all alike); the table reports ratios to the transformer alone.
 2. time of the `spanbert` component alone (predict + set_annotations on a doc
@@ -18,6 +19,7 @@ Writes DIR/speed.json and DIR/speed.png (when matplotlib is installed).
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -49,6 +51,7 @@ SYSTEMS = [
     "+spanbert",
     "+spanbert+spanbert_ner",
     "+spanbert(n_layers=0)+spanbert_ner",
+    "+spanbert(n_layers=0,hidden_width=128)+spanbert_ner",
     "+spanbert+spanbert_textcat",
     "+ner (spaCy)",
     "+textcat (spaCy)",
@@ -70,9 +73,15 @@ def build(encoder: str, system: str):
 
     nlp = spacy.blank("en")
     nlp.add_pipe("transformer", config={"model": {"name": encoder}})
-    if "spanbert(n_layers=0)" in system:
-        # No span-to-span attention layer: what that layer costs.
-        nlp.add_pipe("spanbert", config={"model": {"n_layers": 0}})
+    settings = re.search(r"spanbert\(([^)]*)\)", system)
+    if settings:
+        # e.g. spanbert(n_layers=0): the encoder's model settings, to show
+        # what they cost (n_layers=0 is what configs/ner.cfg uses).
+        model = {}
+        for item in settings.group(1).split(","):
+            key, value = item.split("=")
+            model[key.strip()] = json.loads(value)
+        nlp.add_pipe("spanbert", config={"model": model})
     elif "spanbert" in system:
         nlp.add_pipe("spanbert")
     if "spanbert_ner" in system:

@@ -98,13 +98,22 @@ def test_accuracy_warns_about_long_training_docs(tmp_path):
     assert "has 1 training doc(s) of 10 tokens or more (the longest: 40)" in accuracy.long_docs_warning(folder, 0, threshold=10)
 
 
+def test_speed_systems_set_the_encoder_settings_they_name(tiny_bert):
+    import speed
+
+    nlp = speed.build(tiny_bert, "+spanbert(n_layers=0,hidden_width=16)+spanbert_ner")
+    model = nlp.get_pipe("spanbert").model
+    assert model.attrs["n_layers"] == 0 and model.get_dim("nO") == 16
+    assert speed.build(tiny_bert, "+spanbert").get_pipe("spanbert").model.attrs["n_layers"] == 1
+
+
 def test_speed_pipelines_pass_no_span_over_threshold_like_a_trained_head(tiny_bert):
     """speed.py's untrained NER head must not build a Span per candidate in
     set_annotations (a trained head passes a few spans, not half of them)."""
     import speed
 
     texts = [speed.make_text(20 + i, i) for i in range(4)]
-    for system in ("+spanbert+spanbert_ner", "+spanbert(n_layers=0)+spanbert_ner"):
+    for system in [name for name in speed.SYSTEMS if "spanbert_ner" in name]:
         nlp = speed.build(tiny_bert, system)
         docs = list(nlp.pipe(texts))
         assert sum(len(doc.spans["spanbert"]) for doc in docs) > 100
