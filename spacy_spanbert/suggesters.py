@@ -77,15 +77,12 @@ def _canonical(data, doc_ids, n_docs: int, ops: Ops) -> Ragged:
         return _empty(ops, n_docs)
     data = data.astype("i", copy=False)
     doc_ids = doc_ids.astype("i", copy=False)
-    if _is_canonical(data, doc_ids, xp):
-        lengths = xp.bincount(doc_ids, minlength=n_docs)
-        return Ragged(ops.asarray2i(xp.ascontiguousarray(data)), ops.asarray1i(lengths))
-    # lexsort sorts by the last key first: doc, then start, then end.
-    keys = xp.stack([data[:, 1], data[:, 0], doc_ids])
-    order = xp.lexsort(keys)
-    data = data[order]
-    doc_ids = doc_ids[order]
-    if data.shape[0] > 1:
+    if not _is_canonical(data, doc_ids, xp):
+        # lexsort sorts by the last key first: doc, then start, then end.
+        keys = xp.stack([data[:, 1], data[:, 0], doc_ids])
+        order = xp.lexsort(keys)
+        data = data[order]
+        doc_ids = doc_ids[order]
         full = xp.concatenate([doc_ids[:, None], data], axis=1)
         changed = (full[1:] != full[:-1]).any(axis=1)
         keep = xp.concatenate([xp.ones((1,), dtype=bool), changed])

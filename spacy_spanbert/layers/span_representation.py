@@ -191,8 +191,8 @@ class SpanRepresentation(nn.Module):
         against several for a torch op; it was most of `spanbert`'s time on
         one-doc batches. Only the softmax weights stay in torch."""
         index = bag_index(starts.numpy(), ends.numpy(), logits.shape[0])
-        rows, bag_offsets, span_of_pair, pair_tokens, pool_items, pool_first = (
-            torch.from_numpy(a) for a in index
+        rows, bag_offsets, span_of_pair, pair_tokens, pool_items = (
+            torch.from_numpy(a) for a in index[:5]
         )
         pair_logits = logits[pair_tokens]
         # softmax per span; the shift by the span max only guards exp().
