@@ -195,3 +195,8 @@ def test_cpu_bags_equal_the_torch_bags(lengths, max_width):
     (g,) = torch.autograd.grad((got[2] * probe).sum(), logits)
     (g0,) = torch.autograd.grad((want[2] * probe).sum(), logits)
     torch.testing.assert_close(g, g0)
+    # without gradient (inference) the weights are computed in numpy
+    with torch.no_grad():
+        fast = rep._bags_cpu(logits.detach(), starts, ends)
+    assert fast[0].tolist() == want[0].tolist() and fast[1].tolist() == want[1].tolist()
+    torch.testing.assert_close(fast[2], want[2].detach())

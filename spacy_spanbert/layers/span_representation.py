@@ -191,6 +191,8 @@ class SpanRepresentation(nn.Module):
         against several for a torch op; it was most of `spanbert`'s time on
         one-doc batches. Only the softmax weights stay in torch."""
         index = bag_index(starts.numpy(), ends.numpy(), logits.shape[0])
+        if not logits.requires_grad:
+            return self._bags_numpy(logits.numpy(), index)
         rows, bag_offsets, span_of_pair, pair_tokens, pool_items = (
             torch.from_numpy(a) for a in index[:5]
         )
@@ -202,6 +204,19 @@ class SpanRepresentation(nn.Module):
         alpha = exp / norm[span_of_pair]
         weights = logits.new_ones(rows.shape[0]).index_put((pool_items,), alpha)
         return rows, bag_offsets, weights
+
+    @staticmethod
+    def _bags_numpy(
+        logits: numpy.ndarray, index: Tuple[numpy.ndarray, ...]
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`_bags_cpu` without gradient (inference): the softmax weights in
+        numpy too, six array calls instead of six torch ops."""
+        rows, bag_offsets, span_of_pair, pair_tokens, pool_items, pool_first = index
+        pair_logits = logits[pair_tokens]
+        exp = numpy.exp(pair_logits - numpy.maximum.reduceat(pair_logits, pool_first)[span_of_pair])
+        weights = numpy.ones(rows.shape[0], dtype=logits.dtype)
+        weights[pool_items] = exp / numpy.add.reduceat(exp, pool_first)[span_of_pair]
+        return torch.from_numpy(rows), torch.from_numpy(bag_offsets), torch.from_numpy(weights)
 
     def combine(
         self,
