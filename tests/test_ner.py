@@ -455,3 +455,22 @@ def test_ner_predict_uses_the_fused_scores_and_matches_training_mode(trained_fla
         set_dropout_rate(ner.model, 0.1)
     assert predicted.shape[0] > 0
     assert_allclose(predicted, trained_path, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("how", ["disk", "bytes"])
+def test_loaded_pipeline_keeps_the_fused_scores(trained_flat, how, tmp_path):
+    """Loaded weights must stay usable by the fused path (writeable float32
+    arrays), or a shipped pipeline would silently take the slow one."""
+    from conftest import round_trip
+
+    from spacy_spanbert.layers.span_classifier import fused_scores
+
+    nlp, _ = trained_flat
+    loaded = round_trip(nlp, how, tmp_path)
+    scorer = loaded.get_pipe("spanbert_ner").model.get_ref("scorer")
+    X = numpy.random.default_rng(0).normal(size=(4, scorer.get_ref("input").get_dim("nI"))).astype("float32")
+    fused = fused_scores(scorer, X)
+    assert fused is not None
+    assert_allclose(fused, scorer.predict(X), rtol=1e-4, atol=1e-4)
+    text = FLAT[0][0]
+    assert _ents(loaded(text)) == _ents(nlp(text))
