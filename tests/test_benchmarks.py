@@ -1,5 +1,6 @@
 """benchmarks/accuracy.py builds valid configs for both systems of every task
 (training itself is a benchmark, not a test)."""
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -119,3 +120,61 @@ def test_speed_pipelines_pass_no_span_over_threshold_like_a_trained_head(tiny_be
         assert sum(len(doc.spans["spanbert"]) for doc in docs) > 100
         assert sum(len(doc.spans["spanbert_ner"]) for doc in docs) == 0
         assert all(len(doc.ents) == 0 for doc in docs)
+
+
+def _write_task_data(task, path, n_docs):
+    """A tiny DocBin with the annotation TASK trains on."""
+    from spacy.tokens import DocBin, Span
+
+    nlp = spacy.blank("en")
+    texts = ["Angela Merkel visited Paris today .", "Apple opened a shop in New York .", "The film was good ."]
+    db = DocBin(store_user_data=True)
+    for i in range(n_docs):
+        doc = nlp.make_doc(texts[i % len(texts)])
+        if task == "ner":
+            doc.ents = [Span(doc, 0, 2, label="PER")] if i % 3 == 0 else [Span(doc, 0, 1, label="ORG")] if i % 3 == 1 else []
+        elif task == "nested":
+            doc.spans[accuracy.SPANS_KEY] = [Span(doc, 0, 2, label="PER"), Span(doc, 1, 2, label="PER"), Span(doc, 3, 4, label="LOC")]
+        elif task == "textcat":
+            doc.cats = {"POS": float(i % 2 == 0), "NEG": float(i % 2 == 1)}
+        else:
+            doc.cats = {"A": float(i % 2 == 0), "B": float(i % 3 == 0), "C": 0.0}
+        db.add(doc)
+    db.to_disk(path)
+
+
+# spaCy's score names, which results.json promises per task
+EXPECTED_SCORES = {
+    "ner": ["ents_f", "ents_p", "ents_r"],
+    "nested": [f"spans_{accuracy.SPANS_KEY}_f", f"spans_{accuracy.SPANS_KEY}_p", f"spans_{accuracy.SPANS_KEY}_r"],
+    "textcat": ["cats_score", "cats_macro_f", "accuracy"],
+    "multilabel": ["cats_score", "cats_macro_f", "cats_macro_auc"],
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED_SCORES))
+def test_accuracy_command_line_end_to_end(task, tmp_path, tiny_bert, capsys):
+    """The stable command line, run for real on a tiny encoder and corpus:
+    both systems train, and results.json has the documented layout."""
+    import srsly
+
+    train, dev = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    _write_task_data(task, train, 6)
+    _write_task_data(task, dev, 3)
+    out = tmp_path / "out"
+    argv = [task, "--train", str(train), "--dev", str(dev), "--test", str(dev), "--encoder", tiny_bert,
+            "--output", str(out), "--steps", "2", "--eval-frequency", "1", "--seed", "3"]
+    assert accuracy.main(argv) == 0
+    results = srsly.read_json(out / "results.json")
+    assert results["task"] == task and results["encoder"] == tiny_bert
+    assert results["budget"]["steps"] == 2 and results["budget"]["seed"] == 3
+    assert set(results["systems"]) == {"spanbert", "spacy"}
+    for name, system in results["systems"].items():
+        for split in ("dev", "test"):
+            missing = [key for key in EXPECTED_SCORES[task] if key not in system[split]]
+            assert not missing, (name, split, missing)
+        assert system["train_seconds"] > 0 and system["words_per_second"] > 0
+        assert system["curve"], name
+    assert "| spanbert - spacy |" in capsys.readouterr().out
+    if importlib.util.find_spec("matplotlib"):
+        assert (out / "learning_curve.png").stat().st_size > 0
