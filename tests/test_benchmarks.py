@@ -178,3 +178,28 @@ def test_accuracy_command_line_end_to_end(task, tmp_path, tiny_bert, capsys):
     assert "| spanbert - spacy |" in capsys.readouterr().out
     if importlib.util.find_spec("matplotlib"):
         assert (out / "learning_curve.png").stat().st_size > 0
+
+
+def test_speed_command_line_end_to_end(tmp_path, tiny_bert, capsys):
+    """speed.py run for real on a tiny encoder: every system gets words/s and
+    a ratio at each batch size, and the scaling rows (each doc length in a
+    fresh process) report time and memory."""
+    import json
+
+    import speed
+
+    out = tmp_path / "speed"
+    argv = ["--encoder", tiny_bert, "--output", str(out), "--repeats", "1", "--docs", "4",
+            "--batch-sizes", "1", "2", "--lengths", "40", "80", "--huge-chars", "600"]
+    assert speed.main(argv) == 0
+    result = json.loads((out / "speed.json").read_text())
+    assert set(result["throughput"]) == {"1", "2"}
+    for row in result["throughput"].values():
+        assert all(row[name] > 0 for name in speed.SYSTEMS)
+        assert row["ratios_to_transformer"]["transformer"] == 1.0
+    assert set(result["scaling"]) == {"40", "80", "600 chars"}
+    assert result["scaling"]["80"]["tokens"] == 80 and result["scaling"]["80"]["spans"] > 0
+    assert result["scaling"]["80"]["length_ratio"] == 2.0
+    assert all(row["seconds"] > 0 and row["peak_rss_growth_mb"] >= 0 for row in result["scaling"].values())
+    printed = capsys.readouterr().out
+    assert "| batch size |" in printed and "| doc | tokens |" in printed
