@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py [--encoder PATH] [--output DIR] [--repeats N]
         [--batch-sizes 1 16 64] [--lengths 1000 2000 4000 8000 16000 32000]
+        [--only throughput|components|scaling]
 
 1. words/s of `transformer` alone, + spanbert, + spanbert + each head (and the
    NER head on spanberts with the model settings in parentheses: without the
@@ -9,7 +10,13 @@
    vectors), and + spaCy's own `ner` / `textcat` on the same transformer, per batch size,
    median of interleaved repeats (the pipelines alternate so machine noise
    hits all alike); the table reports ratios to the transformer alone.
-2. time of the `spanbert` component alone (predict + set_annotations on a doc
+2. microseconds per doc of each component inside the full pipeline, for the
+   shipped NER pipeline and transformer + spaCy's `ner`: fresh docs go
+   through the pipeline batch by batch and each component's `pipe` is timed
+   on its batch (best of the repeats, pipelines interleaved), so a component
+   pays what it pays in `nlp.pipe`, caches evicted by the transformer
+   included; the `components` rows of speed.json.
+3. time of the `spanbert` component alone (predict + set_annotations on a doc
    the transformer has already annotated) and its peak-RSS growth, one doc of
    each length, each in a fresh process; plus one 100,000-character doc. The
    ratios to the smallest length show how cost grows with length.
@@ -150,6 +157,38 @@ def throughput(encoder: str, batch_sizes: List[int], repeats: int, n_docs: int) 
     return results
 
 
+COMPONENT_SYSTEMS = ["+spanbert(n_layers=0)+spanbert_ner", "+ner (spaCy)"]
+
+
+def component_times(encoder: str, batch_sizes: List[int], repeats: int, n_docs: int) -> Dict:
+    """Microseconds per doc of each component of the COMPONENT_SYSTEMS
+    pipelines, timed inside the pipeline (see the module docstring)."""
+    systems = {name: build(encoder, name) for name in COMPONENT_SYSTEMS}
+    texts = [make_text(20 + (i % 15), i) for i in range(n_docs)]
+    for nlp in systems.values():  # warm-up
+        list(nlp.pipe(texts[:8]))
+    results: Dict = {}
+    for bs in batch_sizes:
+        best: Dict[str, Dict[str, float]] = {name: {} for name in systems}
+        for _ in range(repeats):
+            for name, nlp in systems.items():
+                seconds = {component: 0.0 for component in nlp.pipe_names}
+                docs = [nlp.make_doc(text) for text in texts]
+                for i in range(0, len(docs), bs):
+                    batch = docs[i : i + bs]
+                    for component, proc in nlp.pipeline:
+                        start = time.perf_counter()
+                        batch = list(proc.pipe(batch, batch_size=bs))
+                        seconds[component] += time.perf_counter() - start
+                for component, value in seconds.items():
+                    best[name][component] = min(best[name].get(component, value), value)
+        results[str(bs)] = {
+            name: {component: value / n_docs * 1e6 for component, value in times.items()}
+            for name, times in best.items()
+        }
+    return results
+
+
 MEASURE_ONE = """
 import json, os, resource, sys, time
 sys.path.insert(0, {here!r})
@@ -247,7 +286,9 @@ def main(argv=None) -> int:
         "--lengths", type=int, nargs="+", default=[1000, 2000, 4000, 8000, 16000, 32000]
     )
     parser.add_argument("--huge-chars", type=int, default=100000, help="also one doc of this many characters")
-    parser.add_argument("--only", choices=["throughput", "scaling"], default=None, help="run one part")
+    parser.add_argument(
+        "--only", choices=["throughput", "components", "scaling"], default=None, help="run one part"
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -256,27 +297,43 @@ def main(argv=None) -> int:
         "encoder": encoder,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "throughput": {} if args.only == "scaling" else throughput(encoder, args.batch_sizes, args.repeats, args.docs),
-        "scaling": {} if args.only == "throughput" else scaling(encoder, args.lengths, args.huge_chars),
+        "throughput": {}
+        if args.only not in (None, "throughput")
+        else throughput(encoder, args.batch_sizes, args.repeats, args.docs),
+        "components": {}
+        if args.only not in (None, "components")
+        else component_times(encoder, args.batch_sizes, args.repeats, args.docs),
+        "scaling": {} if args.only not in (None, "scaling") else scaling(encoder, args.lengths, args.huge_chars),
     }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(result, indent=2))
     plot(result, out / "speed.png")
-    print("| batch size | " + " | ".join(f"{n} w/s" for n in SYSTEMS) + " |")
-    print("|---" * (len(SYSTEMS) + 1) + "|")
-    for bs, row in result["throughput"].items():
-        cells = [f"{row[n]:.0f} ({row['ratios_to_transformer'][n]:.2f})" for n in SYSTEMS]
-        print(f"| {bs} | " + " | ".join(cells) + " |")
-    print("\n(in parentheses: ratio to the transformer alone)\n")
-    print("| doc | tokens | spans | spanbert s | time ratio | length ratio | peak RSS growth MB |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for key, row in result["scaling"].items():
-        print(
-            f"| {key} | {row['tokens']} | {row['spans']} | {row['seconds']:.2f} | "
-            f"{row.get('time_ratio', float('nan')):.1f} | {row.get('length_ratio', float('nan')):.1f} | "
-            f"{row['peak_rss_growth_mb']:.0f} |"
-        )
+    if result["throughput"]:
+        print("| batch size | " + " | ".join(f"{n} w/s" for n in SYSTEMS) + " |")
+        print("|---" * (len(SYSTEMS) + 1) + "|")
+        for bs, row in result["throughput"].items():
+            cells = [f"{row[n]:.0f} ({row['ratios_to_transformer'][n]:.2f})" for n in SYSTEMS]
+            print(f"| {bs} | " + " | ".join(cells) + " |")
+        print("\n(in parentheses: ratio to the transformer alone)\n")
+    if result["components"]:
+        print("| batch size | pipeline | transformer us/doc | after it, us/doc | components after it |")
+        print("|---|---|---|---|---|")
+        for bs, row in result["components"].items():
+            for name, times in row.items():
+                rest = {component: value for component, value in times.items() if component != "transformer"}
+                parts = ", ".join(f"{component} {value:.0f}" for component, value in rest.items())
+                print(f"| {bs} | {name} | {times['transformer']:.0f} | {sum(rest.values()):.0f} | {parts} |")
+        print()
+    if result["scaling"]:
+        print("| doc | tokens | spans | spanbert s | time ratio | length ratio | peak RSS growth MB |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for key, row in result["scaling"].items():
+            print(
+                f"| {key} | {row['tokens']} | {row['spans']} | {row['seconds']:.2f} | "
+                f"{row.get('time_ratio', float('nan')):.1f} | {row.get('length_ratio', float('nan')):.1f} | "
+                f"{row['peak_rss_growth_mb']:.0f} |"
+            )
     return 0
 
 

@@ -182,8 +182,9 @@ def test_accuracy_command_line_end_to_end(task, tmp_path, tiny_bert, capsys):
 
 def test_speed_command_line_end_to_end(tmp_path, tiny_bert, capsys):
     """speed.py run for real on a tiny encoder: every system gets words/s and
-    a ratio at each batch size, and the scaling rows (each doc length in a
-    fresh process) report time and memory."""
+    a ratio at each batch size, each component of the compared pipelines a
+    time per doc, and the scaling rows (each doc length in a fresh process)
+    report time and memory."""
     import json
 
     import speed
@@ -197,9 +198,15 @@ def test_speed_command_line_end_to_end(tmp_path, tiny_bert, capsys):
     for row in result["throughput"].values():
         assert all(row[name] > 0 for name in speed.SYSTEMS)
         assert row["ratios_to_transformer"]["transformer"] == 1.0
+    assert set(result["components"]) == {"1", "2"}
+    for row in result["components"].values():
+        assert set(row) == set(speed.COMPONENT_SYSTEMS)
+        assert list(row["+ner (spaCy)"]) == ["transformer", "ner"]
+        assert all(value > 0 for times in row.values() for value in times.values())
     assert set(result["scaling"]) == {"40", "80", "600 chars"}
     assert result["scaling"]["80"]["tokens"] == 80 and result["scaling"]["80"]["spans"] > 0
     assert result["scaling"]["80"]["length_ratio"] == 2.0
     assert all(row["seconds"] > 0 and row["peak_rss_growth_mb"] >= 0 for row in result["scaling"].values())
     printed = capsys.readouterr().out
     assert "| batch size |" in printed and "| doc | tokens |" in printed
+    assert "| 2 | +ner (spaCy) |" in printed
