@@ -293,17 +293,19 @@ def main(argv=None) -> int:
     import torch
 
     encoder = args.encoder or minilm_path()
+
+    def wanted(part: str) -> bool:
+        return args.only in (None, part)
+
     result = {
         "encoder": encoder,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "throughput": {}
-        if args.only not in (None, "throughput")
-        else throughput(encoder, args.batch_sizes, args.repeats, args.docs),
-        "components": {}
-        if args.only not in (None, "components")
-        else component_times(encoder, args.batch_sizes, args.repeats, args.docs),
-        "scaling": {} if args.only not in (None, "scaling") else scaling(encoder, args.lengths, args.huge_chars),
+        "throughput": throughput(encoder, args.batch_sizes, args.repeats, args.docs) if wanted("throughput") else {},
+        "components": component_times(encoder, args.batch_sizes, args.repeats, args.docs)
+        if wanted("components")
+        else {},
+        "scaling": scaling(encoder, args.lengths, args.huge_chars) if wanted("scaling") else {},
     }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
