@@ -397,6 +397,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"--{option} {path} does not exist (convert the data with python -m spacy_spanbert.convert)")
     if args.steps <= 0:
         parser.error("--steps must be positive")
+    if args.encoder.startswith(("/", ".", "~")) and not Path(args.encoder).expanduser().is_dir():
+        parser.error(
+            f"--encoder {args.encoder}: no such folder. Give a local model folder (e.g. MiniLM's, "
+            "see benchmarks/README.md) or a Hugging Face model name that is in the local cache."
+        )
     return args
 
 

@@ -210,3 +210,19 @@ def test_speed_command_line_end_to_end(tmp_path, tiny_bert, capsys):
     printed = capsys.readouterr().out
     assert "| batch size |" in printed and "| doc | tokens |" in printed
     assert "| 2 | +ner (spaCy) |" in printed
+
+
+def test_benchmarks_name_a_missing_encoder_folder(tmp_path, capsys):
+    import speed
+
+    data = tmp_path / "data.spacy"
+    data.write_bytes(b"")
+    missing = str(tmp_path / "no-model")
+    with pytest.raises(SystemExit):
+        accuracy.parse_args(["ner", "--train", str(data), "--dev", str(data), "--encoder", missing,
+                             "--output", str(tmp_path / "out")])
+    assert f"--encoder {missing}: no such folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        speed.main(["--encoder", missing, "--output", str(tmp_path / "speed")])
+    assert f"--encoder {missing}: no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "speed").exists()
