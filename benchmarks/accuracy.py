@@ -138,6 +138,12 @@ def baseline_component(task: str, max_size: int) -> Dict[str, Any]:
     }
 
 
+def looks_like_a_path(encoder: str) -> bool:
+    """Whether --encoder names a folder rather than a Hugging Face model name
+    ("org/name"): it starts like a path or has more than one "/"."""
+    return encoder.startswith(("/", ".", "~")) or encoder.count("/") > 1
+
+
 def encoder_lowercase(encoder: str) -> Optional[bool]:
     """Whether the encoder's tokenizer lowercases: from a local folder's
     tokenizer config, else from the name ('uncased' / 'cased'); None if unknown."""
@@ -397,7 +403,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"--{option} {path} does not exist (convert the data with python -m spacy_spanbert.convert)")
     if args.steps <= 0:
         parser.error("--steps must be positive")
-    if args.encoder.startswith(("/", ".", "~")) and not Path(args.encoder).expanduser().is_dir():
+    if looks_like_a_path(args.encoder) and not Path(args.encoder).expanduser().is_dir():
         parser.error(
             f"--encoder {args.encoder}: no such folder. Give a local model folder (e.g. MiniLM's, "
             "see benchmarks/README.md) or a Hugging Face model name that is in the local cache."

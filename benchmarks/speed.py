@@ -290,7 +290,9 @@ def main(argv=None) -> int:
         "--only", choices=["throughput", "components", "scaling"], default=None, help="run one part"
     )
     args = parser.parse_args(argv)
-    if args.encoder and args.encoder.startswith(("/", ".", "~")) and not Path(args.encoder).expanduser().is_dir():
+    from accuracy import looks_like_a_path
+
+    if args.encoder and looks_like_a_path(args.encoder) and not Path(args.encoder).expanduser().is_dir():
         parser.error(f"--encoder {args.encoder}: no such folder. Give a local model folder, or leave it out for MiniLM.")
     import torch
 
