@@ -140,11 +140,17 @@ def words_per_second(nlp, texts: List[str], batch_size: int) -> float:
     return n_words / (time.perf_counter() - start)
 
 
-def throughput(encoder: str, batch_sizes: List[int], repeats: int, n_docs: int) -> Dict:
-    systems = {name: build(encoder, name) for name in SYSTEMS}
+def warm_pipelines(encoder: str, names: List[str], n_docs: int):
+    """The named pipelines, each warmed up, and the N_DOCS benchmark texts."""
+    systems = {name: build(encoder, name) for name in names}
     texts = [make_text(20 + (i % 15), i) for i in range(n_docs)]
-    for nlp in systems.values():  # warm-up
+    for nlp in systems.values():
         list(nlp.pipe(texts[:8]))
+    return systems, texts
+
+
+def throughput(encoder: str, batch_sizes: List[int], repeats: int, n_docs: int) -> Dict:
+    systems, texts = warm_pipelines(encoder, SYSTEMS, n_docs)
     results: Dict = {}
     for bs in batch_sizes:
         runs: Dict[str, List[float]] = {name: [] for name in systems}
@@ -163,10 +169,7 @@ COMPONENT_SYSTEMS = ["+spanbert(n_layers=0)+spanbert_ner", "+ner (spaCy)"]
 def component_times(encoder: str, batch_sizes: List[int], repeats: int, n_docs: int) -> Dict:
     """Microseconds per doc of each component of the COMPONENT_SYSTEMS
     pipelines, timed inside the pipeline (see the module docstring)."""
-    systems = {name: build(encoder, name) for name in COMPONENT_SYSTEMS}
-    texts = [make_text(20 + (i % 15), i) for i in range(n_docs)]
-    for nlp in systems.values():  # warm-up
-        list(nlp.pipe(texts[:8]))
+    systems, texts = warm_pipelines(encoder, COMPONENT_SYSTEMS, n_docs)
     results: Dict = {}
     for bs in batch_sizes:
         best: Dict[str, Dict[str, float]] = {name: {} for name in systems}
