@@ -7,7 +7,7 @@ Command line:
 writes a `.spacy` file to OUTPUT and prints a summary (docs, tokens and
 per-label counts). Every format also has a reader returning `List[Doc]`:
 
-    read_conll(path, nlp_or_vocab, n_sents=1)       BIO / IOB1 / IOB2 columns
+    read_conll(path, nlp_or_vocab, n_sents=1)       BIO / IOB / BIOES / BILUO columns
     read_litbank(path, nlp_or_vocab, spans_key=...)  LitBank nested-entity .tsv
     read_prodigy(path, nlp_or_vocab)                 Prodigy-style JSONL
     read_trec(path, nlp_or_vocab, fine=False)        TREC question classes
@@ -60,7 +60,10 @@ NlpOrVocab = Union[Language, Vocab, str]
 # (prefix, label) of a validated BIO tag; label is None for "O".
 Tag = Tuple[str, Optional[str]]
 
-_TAG_RE = re.compile(r"^([BI])-(\S.*)$")
+# B/I (BIO, IOB1, IOB2), plus E/S (BIOES) and L/U (BILUO, spaCy's own scheme)
+_TAG_RE = re.compile(r"^([BIESLU])-(\S.*)$")
+_CONTINUE = ("I", "E", "L")  # prefixes that continue an open entity of their label
+_END = ("E", "L", "S", "U")  # prefixes that close the entity on their token
 
 
 class ConversionError(ValueError):
@@ -119,14 +122,17 @@ def _parse_tag(tag: str, path: PathLike, lineno: int) -> Tag:
     m = _TAG_RE.match(tag)
     if m is None:
         raise ConversionError(
-            f"{path}:{lineno}: invalid tag {tag!r} (expected O, B-LABEL or I-LABEL)"
+            f"{path}:{lineno}: invalid tag {tag!r} (expected O or B-, I-, E-, S-, L- or "
+            f"U-LABEL: BIO, IOB1, BIOES or BILUO tags)"
         )
     return (m.group(1), m.group(2))
 
 
 def _bio_spans(tags: Sequence[Tag]) -> List[Tuple[int, int, str]]:
-    """(start, end, label) token spans of BIO / IOB1 / IOB2 tags. An I-x that
-    does not continue an x entity starts a new one; B-x always starts one."""
+    """(start, end, label) token spans of BIO / IOB1 / IOB2 / BIOES / BILUO
+    tags. B-x, S-x and U-x always start an entity; I-x, E-x and L-x continue
+    an open x entity and otherwise start one (IOB1, and lenient on ill-formed
+    BIOES); E-x, L-x, S-x and U-x end the entity on their token."""
     spans = []
     start: Optional[int] = None
     label: Optional[str] = None
@@ -135,10 +141,14 @@ def _bio_spans(tags: Sequence[Tag]) -> List[Tuple[int, int, str]]:
             if start is not None:
                 spans.append((start, i, label))
             start, label = None, None
-        elif prefix == "B" or start is None or tag_label != label:
+            continue
+        if start is None or prefix not in _CONTINUE or tag_label != label:
             if start is not None:
                 spans.append((start, i, label))
             start, label = i, tag_label
+        if prefix in _END:
+            spans.append((start, i + 1, label))
+            start, label = None, None
     if start is not None:
         spans.append((start, len(tags), label))
     return spans
@@ -166,8 +176,8 @@ def read_conll(
     encoding: str = "utf-8",
 ) -> List[Doc]:
     """Read a CoNLL-style file: one token a line, whitespace- or tab-separated
-    columns, the last column a BIO/IOB1/IOB2 tag. Blank and whitespace-only
-    lines end a sentence; `-DOCSTART-` lines end a document (sentences from
+    columns, the last column a BIO/IOB1/IOB2/BIOES/BILUO tag. Blank and
+    whitespace-only lines end a sentence; `-DOCSTART-` lines end a document (sentences from
     different documents are never grouped). `n_sents` sentences make one Doc,
     with sentence starts set. Sets `doc.ents` (tokens outside entities are O).
     """
@@ -727,7 +737,7 @@ def make_parser() -> argparse.ArgumentParser:
         prog="python -m spacy_spanbert.convert",
         description="Convert an annotated corpus into a spaCy DocBin (.spacy) file.",
         epilog=(
-            "formats: conll (token ... tag, BIO/IOB1/IOB2 -> doc.ents); "
+            "formats: conll (token ... tag, BIO/IOB1/IOB2/BIOES/BILUO -> doc.ents); "
             "litbank (folder of LitBank .tsv -> doc.spans[KEY] + doc.ents); "
             "prodigy (JSONL: spans -> doc.ents, label+answer or cats -> doc.cats); "
             "trec (ISO-8859-1 'COARSE:fine question' -> one-hot doc.cats); "

@@ -96,9 +96,18 @@ def test_convert_conll_whitespace_only_lines_split_sentences(tmp_path, nlp, blan
         (["O", "I-x", "B-x", "I-x"], [(1, 2, "x"), (2, 4, "x")]),
         (["B-creative-work", "I-creative-work", "I-creative-work", "O"], [(0, 3, "creative-work")]),
         (["O", "O", "O", "O"], []),
+        # BIOES
+        (["S-x", "B-y", "I-y", "E-y"], [(0, 1, "x"), (1, 4, "y")]),
+        (["B-x", "E-x", "S-x", "S-x"], [(0, 2, "x"), (2, 3, "x"), (3, 4, "x")]),
+        (["B-x", "E-x", "I-x", "O"], [(0, 2, "x"), (2, 3, "x")]),  # I after E starts anew
+        (["O", "E-x", "B-y", "E-x"], [(1, 2, "x"), (2, 3, "y"), (3, 4, "x")]),  # lenient
+        # BILUO (spaCy's own scheme)
+        (["U-x", "B-y", "I-y", "L-y"], [(0, 1, "x"), (1, 4, "y")]),
+        (["B-x", "L-x", "U-x", "O"], [(0, 2, "x"), (2, 3, "x")]),
+        (["B-x", "I-x", "B-x", "L-x"], [(0, 2, "x"), (2, 4, "x")]),
     ],
 )
-def test_convert_conll_bio_and_iob1_tags(tmp_path, nlp, tags, expected):
+def test_convert_conll_tag_schemes(tmp_path, nlp, tags, expected):
     text = "".join(f"w{i}\t{tag}\n" for i, tag in enumerate(tags))
     (doc,) = read_conll(write(tmp_path / "in.conll", text), nlp)
     assert ents(doc) == expected
@@ -255,7 +264,7 @@ def test_convert_litbank_spans_key_and_limit(tmp_path, nlp):
     [
         ("a\tO\tO\t\nb\tO\t\n", 2, "expected 3 columns"),
         ("a\tO\t\nb\t\n", 2, "found 1 column"),
-        ("a\tO\tB-PER\t\n\nb\tO\tU-PER\t\n", 3, "invalid tag 'U-PER'"),
+        ("a\tO\tB-PER\t\n\nb\tO\tX-PER\t\n", 3, "invalid tag 'X-PER'"),
     ],
 )
 def test_convert_litbank_malformed_line(tmp_path, nlp, text, lineno, message):
