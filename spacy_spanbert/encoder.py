@@ -8,7 +8,7 @@ import numpy
 from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
@@ -20,8 +20,8 @@ from .util import (
     ScaledLearnRateMixin,
     SpanVectorHooks,
     check_learn_rate_scale,
-    gc_paused,
     install_extensions,
+    span_group_from_rows,
     token_vector_listeners,
 )
 from .suggesters import PresetSpansSuggester, adapt_suggester
@@ -270,11 +270,7 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
                 # The same [start, end) rows as the spans, so the heads can
                 # read them without making a Python Span per candidate.
                 attrs["offsets"] = numpy.ascontiguousarray(rows, dtype="int32")
-            # Two flat lists of ints (not one list of pairs), and the collector
-            # paused: both kept the cost per Span flat on long docs.
-            with gc_paused():
-                spans = [Span(doc, s, e) for s, e in zip(rows[:, 0].tolist(), rows[:, 1].tolist())]
-            doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
+            doc.spans[key] = span_group_from_rows(doc, key, rows, attrs)
             if self.cfg["store_vectors"]:
                 hooks = SpanVectorHooks(key)
                 doc.user_span_hooks["vector"] = hooks.vector

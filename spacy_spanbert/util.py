@@ -1,10 +1,9 @@
 """Small helpers shared by the components."""
-import gc
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
 import numpy
-from spacy.tokens import Span
+from spacy.attrs import IDX, LENGTH
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.util import replace_model_node
 from thinc.api import Model, NumpyOps
 
@@ -18,24 +17,48 @@ SPAN_VECTOR_EXTENSION = "spanbert_vector"
 LEARN_RATE_SCALE = 1.0
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while many Span objects are made.
+def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) -> SpanGroup:
+    """A group of unlabelled spans of `doc`, one per [start, end) token row,
+    in row order; the same group as `SpanGroup(doc, spans=[Span(doc, s, e)
+    ...])`, about half as costly.
 
-    Spans are tracked by the collector, and making one per candidate (about 8
-    per token) triggers collections that walk every young object each time:
-    on a 32,000-token doc that made each Span about 4x as costly as on a
-    1,000-token doc (2.1 vs 0.5 microseconds), so writing the spans grew
-    faster than the doc. Nothing made in between is cyclic garbage; the
-    collector is re-enabled (if it was on) even when an error is raised.
+    `Span(doc, s, e)` makes three `Token` objects to find the character
+    offsets, and the group keeps only a copy of each span's C struct. Here the
+    offsets come from two numpy columns, and one `Span` is set to each row in
+    turn and appended (`SpanGroup.append` copies it): 0.26 against 0.46
+    microseconds per span for a 25-token doc's 172 candidates, and no Python
+    object per span for the cyclic garbage collector to walk on long docs.
+
+    doc (Doc): The doc the spans belong to.
+    name (str): The group's name.
+    rows (numpy.ndarray): (n, 2) int token offsets, 0 <= start < end <= len(doc).
+    attrs (Dict): The group's attrs.
+    RETURNS (SpanGroup): The group.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    group = SpanGroup(doc, name=name, attrs=attrs)
+    if rows.shape[0] == 0:
+        return group
+    starts = rows[:, 0].astype("int64")
+    ends = rows[:, 1].astype("int64")
+    bad = (starts < 0) | (ends <= starts) | (ends > len(doc))
+    if bad.any():
+        i = int(numpy.flatnonzero(bad)[0])
+        raise ValueError(
+            f"spanbert: cannot write the span [{starts[i]}, {ends[i]}) to a doc of "
+            f"{len(doc)} tokens; candidate spans must satisfy 0 <= start < end <= len(doc)."
+        )
+    offsets = doc.to_array([IDX, LENGTH]).astype("int64").reshape((-1, 2))
+    start_chars = offsets[starts, 0]
+    end_chars = offsets[ends - 1, 0] + offsets[ends - 1, 1]
+    span = Span(doc, 0, 0)
+    append = group.append
+    for s, e, sc, ec in zip(starts.tolist(), ends.tolist(), start_chars.tolist(), end_chars.tolist()):
+        span.start = s
+        span.end = e
+        span.start_char = sc
+        span.end_char = ec
+        append(span)
+    return group
 
 
 def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = False) -> None:

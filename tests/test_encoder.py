@@ -5,7 +5,7 @@ import pytest
 import srsly
 import spacy
 from numpy.testing import assert_allclose
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span, SpanGroup
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
@@ -433,23 +433,41 @@ def test_encoder_spacy_preset_suggester(nlp_factory):
     assert len(nlp("no preset spans on this doc").spans["spanbert"]) == 0
 
 
-def test_gc_paused_restores_the_collector_state():
-    import gc
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Angela Merkel met Macron in Paris .",
+        "  leading and   inner  spaces\n\nand a newline ",
+        "caf\u00e9 na\u00efve \U0001F600 \u4e2d\u6587 e\u0301 \u200b zero-width",
+        "one",
+    ],
+)
+def test_span_group_from_rows_equals_spans_made_one_by_one(text):
+    from spacy_spanbert.util import span_group_from_rows
 
-    from spacy_spanbert.util import gc_paused
+    doc = spacy.blank("en")(text)
+    n = len(doc)
+    rows = numpy.array(
+        [(s, e) for s in range(n) for e in range(s + 1, min(n, s + 4) + 1)] + [(0, n)], dtype="int32"
+    )
+    attrs = {"offsets": rows}
+    group = span_group_from_rows(doc, "cands", rows, attrs)
+    expected = SpanGroup(doc, name="cands", attrs=attrs, spans=[Span(doc, int(s), int(e)) for s, e in rows])
+    assert group.name == "cands" and group.attrs is not None
+    assert [(s.start, s.end, s.start_char, s.end_char, s.label) for s in group] == [
+        (s.start, s.end, s.start_char, s.end_char, s.label) for s in expected
+    ]
+    assert [s.text for s in group] == [s.text for s in expected]
+    assert SpanGroup(doc).from_bytes(group.to_bytes()).to_bytes() == expected.to_bytes()
 
-    assert gc.isenabled()
-    with gc_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError):
-        with gc_paused():
-            raise RuntimeError("boom")
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with gc_paused():
-            pass
-        assert not gc.isenabled()  # a caller's choice is kept
-    finally:
-        gc.enable()
+
+def test_span_group_from_rows_empty_and_bad_rows():
+    from spacy_spanbert.util import span_group_from_rows
+
+    doc = spacy.blank("en")("two words")
+    assert len(span_group_from_rows(doc, "k", numpy.zeros((0, 2), dtype="int32"), {})) == 0
+    empty_doc = spacy.blank("en")("")
+    assert len(span_group_from_rows(empty_doc, "k", numpy.zeros((0, 2), dtype="int32"), {})) == 0
+    for bad in ([0, 3], [1, 1], [-1, 1], [2, 1]):
+        with pytest.raises(ValueError, match=r"spanbert: cannot write the span .* doc of 2 tokens"):
+            span_group_from_rows(doc, "k", numpy.array([[0, 1], bad], dtype="int32"), {})
