@@ -177,8 +177,8 @@ def read_conll(
 ) -> List[Doc]:
     """Read a CoNLL-style file: one token a line, whitespace- or tab-separated
     columns, the last column a BIO/IOB1/IOB2/BIOES/BILUO tag. Blank and
-    whitespace-only lines end a sentence; `-DOCSTART-` lines end a document (sentences from
-    different documents are never grouped). `n_sents` sentences make one Doc,
+    whitespace-only lines end a sentence; `-DOCSTART-` lines end a document
+    (sentences from different documents are never grouped). `n_sents` sentences make one Doc,
     with sentence starts set. Sets `doc.ents` (tokens outside entities are O).
     """
     if isinstance(n_sents, bool) or not isinstance(n_sents, int) or n_sents < 1:
