@@ -16,8 +16,11 @@ config written to DIR/<system>/config.cfg, with the same transformer, steps,
 batch size, optimizer, learning-rate schedule, seed and evaluation frequency.
 The best checkpoint on dev (spaCy's usual `model-best`) is scored on dev and,
 when given, on test. Writes DIR/results.json, DIR/learning_curve.png and a
-Markdown table on stdout. Nested data must carry its gold spans on
-`doc.spans["spanbert_ner"]` (what `python -m spacy_spanbert.convert litbank` writes).
+Markdown table on stdout. Nested data carries its gold spans in a span group:
+`doc.spans["spanbert_ner"]` (what `python -m spacy_spanbert.convert litbank`
+writes) or, when the training docs have no such group, their only span group
+with spans; `--spans-key KEY` names it otherwise. Both systems train on and
+are scored against that key (`spans_KEY_f`).
 
 `--set components.spanbert.model.n_layers=0` (repeatable) changes a setting of
 the task's config file before anything else, e.g. to measure a speed/accuracy
@@ -88,7 +91,68 @@ LISTENER = {
 }
 
 
-def baseline_component(task: str, max_size: int) -> Dict[str, Any]:
+def task_spec(task: str, spans_key: str = SPANS_KEY) -> Dict[str, Any]:
+    """TASKS[task], with the score names of nested data whose gold spans are
+    on `doc.spans[spans_key]`."""
+    spec = dict(TASKS[task])
+    if task == "nested":
+        spec["main"] = f"spans_{spans_key}_f"
+        spec["report"] = [f"spans_{spans_key}_{m}" for m in ("f", "p", "r")]
+    return spec
+
+
+def span_keys(path: Path) -> Dict[str, int]:
+    """Spans per span-group key over the docs of a .spacy file (or folder)."""
+    from spacy.tokens import DocBin
+    from spacy.training.corpus import walk_corpus
+    from spacy.vocab import Vocab
+
+    counts: Dict[str, int] = {}
+    for file in walk_corpus(path, ".spacy"):
+        try:
+            docs = list(DocBin().from_disk(file).get_docs(Vocab()))
+        except Exception as err:  # msgpack / zlib errors of a file that is not a DocBin
+            raise ValueError(f"cannot read {file} as a spaCy DocBin ({type(err).__name__}: {err})") from None
+        for doc in docs:
+            for key, group in doc.spans.items():
+                if len(group):
+                    counts[key] = counts.get(key, 0) + len(group)
+    return counts
+
+
+def gold_spans_key(train: Path, dev: Path, test: Optional[Path], requested: Optional[str]) -> str:
+    """The span-group key of the nested gold spans: `requested`, else
+    "spanbert_ner" if the training docs use it, else their only key with
+    spans. Raises ValueError when there is none or it is ambiguous."""
+    found = span_keys(train)
+    listing = ", ".join(f"{key!r} ({n} spans)" for key, n in sorted(found.items())) or "none"
+    if requested is not None:
+        key = requested
+        if key not in found:
+            raise ValueError(f"--spans-key {key!r}: no spans under that key in --train {train} (its span groups: {listing})")
+    elif SPANS_KEY in found:
+        key = SPANS_KEY
+    elif len(found) == 1:
+        key = next(iter(found))
+    elif not found:
+        raise ValueError(
+            f"nested: the docs of --train {train} have no span group with spans. Nested gold spans "
+            f"go on doc.spans[KEY] (python -m spacy_spanbert.convert litbank writes "
+            f"doc.spans[{SPANS_KEY!r}]); for flat entities on doc.ents use the ner task."
+        )
+    else:
+        raise ValueError(f"nested: --train {train} has several span groups ({listing}); name the gold one with --spans-key KEY")
+    for option, path in (("--dev", dev), ("--test", test)):
+        keys = span_keys(path) if path is not None else {}
+        if keys and key not in keys:
+            raise ValueError(
+                f"nested: {option} {path} has no spans under {key!r}, the gold key of --train "
+                f"(its span groups: {', '.join(sorted(keys))})"
+            )
+    return key
+
+
+def baseline_component(task: str, max_size: int, spans_key: str = SPANS_KEY) -> Dict[str, Any]:
     """spaCy's own component for TASK, as in `spacy init config` for a
     transformer pipeline optimised for accuracy."""
     if task == "ner":
@@ -108,7 +172,7 @@ def baseline_component(task: str, max_size: int) -> Dict[str, Any]:
     if task == "nested":
         return {
             "factory": "spancat",
-            "spans_key": SPANS_KEY,
+            "spans_key": spans_key,
             "threshold": 0.5,
             "max_positive": None,
             "suggester": {"@misc": "spacy.ngram_suggester.v1", "sizes": list(range(1, max_size + 1))},
@@ -170,19 +234,14 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
         for name in list(config["components"]):
             if name != "transformer":
                 del config["components"][name]
-        config["components"][component] = baseline_component(task, max_size)
+        config["components"][component] = baseline_component(task, max_size, args.spans_key)
         config["nlp"]["pipeline"] = ["transformer", component]
         if task == "nested":
-            config["training"]["score_weights"] = {
-                f"spans_{SPANS_KEY}_f": 1.0,
-                f"spans_{SPANS_KEY}_p": 0.0,
-                f"spans_{SPANS_KEY}_r": 0.0,
-                # spancat's defaults name its default key "sc"; without these
-                # spaCy would average in an always-zero spans_sc_f
-                "spans_sc_f": None,
-                "spans_sc_p": None,
-                "spans_sc_r": None,
-            }
+            weights = {f"spans_sc_{m}": None for m in ("f", "p", "r")}
+            # spancat's defaults name its default key "sc"; without these None
+            # weights spaCy would average in an always-zero spans_sc_f
+            weights.update({f"spans_{args.spans_key}_{m}": w for m, w in (("f", 1.0), ("p", 0.0), ("r", 0.0))})
+            config["training"]["score_weights"] = weights
         elif task == "ner":
             config["training"]["score_weights"] = {
                 "ents_f": 1.0,
@@ -190,6 +249,17 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
                 "ents_r": 0.0,
                 "ents_per_type": None,
             }
+    elif task == "nested" and args.spans_key != SPANS_KEY:
+        # gold spans under another key: spanbert_ner trains on, writes and is
+        # scored on that key, and the candidates keep out of its way
+        config["components"]["spanbert_ner"]["spans_key"] = args.spans_key
+        if config["components"]["spanbert"]["spans_key"] == args.spans_key:
+            config["components"]["spanbert"]["spans_key"] = "spanbert_candidates"
+        weights = dict(config["training"]["score_weights"])
+        for m in ("f", "p", "r"):
+            weights.pop(f"spans_{SPANS_KEY}_{m}", None)
+        weights.update({f"spans_{args.spans_key}_{m}": w for m, w in (("f", 1.0), ("p", 0.0), ("r", 0.0))})
+        config["training"]["score_weights"] = weights
     transformer = config["components"]["transformer"]["model"]
     transformer["name"] = args.encoder
     lowercase = encoder_lowercase(args.encoder)
@@ -314,7 +384,7 @@ def fmt(value: Any) -> str:
 
 
 def table(task: str, results: Dict[str, Any]) -> str:
-    spec = TASKS[task]
+    spec = task_spec(task, results.get("spans_key", SPANS_KEY))
     systems = results["systems"]
     splits = [s for s in ("dev", "test") if all(s in r for r in systems.values())]
     head = ["system"] + [f"{split} {key}" for split in splits for key in spec["report"]]
@@ -348,7 +418,7 @@ def plot(task: str, results: Dict[str, Any], path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no learning curve plot.")
         return
-    main = TASKS[task]["main"]
+    main = task_spec(task, results.get("spans_key", SPANS_KEY))["main"]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, res in results["systems"].items():
         steps = [row["step"] for row in res["curve"]]
@@ -380,6 +450,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--systems", nargs="+", choices=["spanbert", "spacy"], default=["spanbert", "spacy"])
     parser.add_argument(
+        "--spans-key", default=None, metavar="KEY",
+        help=f"nested: the span group of the gold spans (default: {SPANS_KEY!r}, else the training docs' only span group)",
+    )
+    parser.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="change a setting of the task's config file (repeatable)",
     )
@@ -403,6 +477,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"--{option} {path} does not exist (convert the data with python -m spacy_spanbert.convert)")
     if args.steps <= 0:
         parser.error("--steps must be positive")
+    if args.task == "nested":
+        try:
+            args.spans_key = gold_spans_key(args.train, args.dev, args.test, args.spans_key)
+        except ValueError as err:
+            parser.error(str(err))
+    elif args.spans_key is not None:
+        parser.error("--spans-key is for the nested task only")
+    else:
+        args.spans_key = SPANS_KEY
     if looks_like_a_path(args.encoder) and not Path(args.encoder).expanduser().is_dir():
         parser.error(
             f"--encoder {args.encoder}: no such folder. Give a local model folder (e.g. MiniLM's, "
@@ -473,6 +556,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "selection": "best dev checkpoint (model-best)",
         },
         "settings": args.overrides,
+        **({"spans_key": args.spans_key} if args.task == "nested" else {}),
         "data": {"train": str(args.train), "dev": str(args.dev), "test": str(args.test) if args.test else None},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "systems": {},

@@ -27,7 +27,7 @@ EXPECTED = {
 @pytest.mark.parametrize("task,system", sorted(EXPECTED))
 def test_accuracy_benchmark_configs_are_valid_and_share_the_budget(task, system, tmp_path, tiny_bert):
     data = tmp_path / "data.spacy"
-    data.write_bytes(b"")
+    _write_task_data(task, data, 3)
     args = accuracy.parse_args(
         [task, "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
          "--output", str(tmp_path / "out"), "--steps", "50"]
@@ -122,7 +122,7 @@ def test_speed_pipelines_pass_no_span_over_threshold_like_a_trained_head(tiny_be
         assert all(len(doc.ents) == 0 for doc in docs)
 
 
-def _write_task_data(task, path, n_docs):
+def _write_task_data(task, path, n_docs, spans_key=accuracy.SPANS_KEY):
     """A tiny DocBin with the annotation TASK trains on."""
     from spacy.tokens import DocBin, Span
 
@@ -134,7 +134,7 @@ def _write_task_data(task, path, n_docs):
         if task == "ner":
             doc.ents = [Span(doc, 0, 2, label="PER")] if i % 3 == 0 else [Span(doc, 0, 1, label="ORG")] if i % 3 == 1 else []
         elif task == "nested":
-            doc.spans[accuracy.SPANS_KEY] = [Span(doc, 0, 2, label="PER"), Span(doc, 1, 2, label="PER"), Span(doc, 3, 4, label="LOC")]
+            doc.spans[spans_key] = [Span(doc, 0, 2, label="PER"), Span(doc, 1, 2, label="PER"), Span(doc, 3, 4, label="LOC")]
         elif task == "textcat":
             doc.cats = {"POS": float(i % 2 == 0), "NEG": float(i % 2 == 1)}
         else:
@@ -226,3 +226,68 @@ def test_benchmarks_name_a_missing_encoder_folder(tmp_path, capsys):
         speed.main(["--encoder", missing, "--output", str(tmp_path / "speed")])
     assert f"--encoder {missing}: no such folder" in capsys.readouterr().err
     assert not (tmp_path / "speed").exists()
+
+
+def test_accuracy_nested_finds_the_gold_span_key(tmp_path):
+    from spacy.tokens import DocBin
+
+    default, sc, other = (tmp_path / f"{name}.spacy" for name in ("default", "sc", "other"))
+    _write_task_data("nested", default, 2)
+    _write_task_data("nested", sc, 2, spans_key="sc")
+    _write_task_data("nested", other, 2, spans_key="other")
+    both = tmp_path / "both.spacy"
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(sc).get_docs(nlp.vocab))
+    for doc in docs:
+        doc.spans["other"] = list(doc.spans["sc"])[:1]
+    DocBin(docs=docs).to_disk(both)
+    flat = tmp_path / "flat.spacy"
+    _write_task_data("ner", flat, 3)
+
+    assert accuracy.gold_spans_key(default, default, None, None) == accuracy.SPANS_KEY
+    assert accuracy.gold_spans_key(sc, sc, sc, None) == "sc"
+    assert accuracy.gold_spans_key(both, sc, None, "sc") == "sc"
+    assert accuracy.gold_spans_key(sc, flat, None, None) == "sc"  # dev without span groups: scored as empty
+    with pytest.raises(ValueError, match="several span groups .*'other'.*'sc'.*--spans-key"):
+        accuracy.gold_spans_key(both, sc, None, None)
+    with pytest.raises(ValueError, match="no span group with spans.*use the ner task"):
+        accuracy.gold_spans_key(flat, flat, None, None)
+    with pytest.raises(ValueError, match="--spans-key 'nope': no spans under that key"):
+        accuracy.gold_spans_key(sc, sc, None, "nope")
+    with pytest.raises(ValueError, match="--test .* has no spans under 'sc'"):
+        accuracy.gold_spans_key(sc, sc, other, None)
+    bad = tmp_path / "bad.spacy"
+    bad.write_bytes(b"not a docbin")
+    with pytest.raises(ValueError, match="cannot read .*bad.spacy as a spaCy DocBin"):
+        accuracy.gold_spans_key(bad, sc, None, None)
+
+
+def test_accuracy_nested_other_key_reaches_both_systems(tmp_path, tiny_bert, capsys):
+    data = tmp_path / "sc.spacy"
+    _write_task_data("nested", data, 3, spans_key="sc")
+    argv = ["nested", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert, "--output", str(tmp_path)]
+    args = accuracy.parse_args(argv)
+    assert args.spans_key == "sc"
+    for system, component in (("spanbert", "spanbert_ner"), ("spacy", "spancat")):
+        config = accuracy.build_config("nested", system, args, tmp_path / "curve.jsonl")
+        spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+        assert config["components"][component]["spans_key"] == "sc"
+        weights = {k: v for k, v in config["training"]["score_weights"].items() if v}
+        assert weights == {"spans_sc_f": 1.0}, system
+    assert accuracy.task_spec("nested", "sc")["report"] == ["spans_sc_f", "spans_sc_p", "spans_sc_r"]
+    with pytest.raises(SystemExit):
+        accuracy.parse_args(["ner", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
+                             "--output", str(tmp_path), "--spans-key", "sc"])
+    assert "--spans-key is for the nested task only" in capsys.readouterr().err
+
+
+def test_accuracy_nested_gold_key_named_like_the_candidates(tmp_path, tiny_bert):
+    data = tmp_path / "spanbert.spacy"
+    _write_task_data("nested", data, 3, spans_key="spanbert")
+    args = accuracy.parse_args(["nested", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
+                                "--output", str(tmp_path)])
+    config = accuracy.build_config("nested", "spanbert", args, tmp_path / "curve.jsonl")
+    spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    components = config["components"]
+    assert components["spanbert_ner"]["spans_key"] == "spanbert"
+    assert components["spanbert"]["spans_key"] == "spanbert_candidates"
