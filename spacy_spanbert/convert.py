@@ -116,6 +116,10 @@ def _iter_lines(path: PathLike, encoding: str) -> Iterator[Tuple[int, str]]:
             yield lineno, line.rstrip("\r\n")
 
 
+def _is_tag(tag: str) -> bool:
+    return tag == "O" or _TAG_RE.match(tag) is not None
+
+
 def _parse_tag(tag: str, path: PathLike, lineno: int) -> Tag:
     if tag == "O":
         return ("O", None)
@@ -178,7 +182,9 @@ def read_conll(
     """Read a CoNLL-style file: one token a line, whitespace- or tab-separated
     columns, the last column a BIO/IOB1/IOB2/BIOES/BILUO tag. Blank and
     whitespace-only lines end a sentence; `-DOCSTART-` lines end a document
-    (sentences from different documents are never grouped). `n_sents` sentences make one Doc,
+    (sentences from different documents are never grouped). A line before a
+    sentence that starts with "#" and does not end in a tag is a comment
+    (CoNLL-U style; a "#" token with a tag, e.g. "#\tO", is a token). `n_sents` sentences make one Doc,
     with sentence starts set. Sets `doc.ents` (tokens outside entities are O).
     """
     if isinstance(n_sents, bool) or not isinstance(n_sents, int) or n_sents < 1:
@@ -218,6 +224,8 @@ def read_conll(
             end_sentence()
             flush()
             continue
+        if not sentence and line.startswith("#") and not _is_tag(parts[-1].strip()):
+            continue  # a comment before a sentence, e.g. MultiCoNER's "# id ... domain=en"
         if len(parts) < 2:
             raise ConversionError(
                 f"{path}:{lineno}: expected a token and a tag separated by a tab, "

@@ -136,6 +136,20 @@ def test_convert_conll_n_sents(tmp_path, nlp, n_sents, expected):
         assert ents(docs[0]) == [(0, 1, "x"), (2, 3, "y"), (4, 5, "x")]
 
 
+def test_convert_conll_skips_comment_lines_before_sentences(tmp_path, nlp):
+    text = (
+        "# id 8d1f domain=en\n#\tO\nlol\tO\n\n"  # a comment, then a "#" token
+        "# sent_id = 2\n# text = New York\nNew\tB-LOC\nYork\tI-LOC\n"
+    )
+    docs = read_conll(write(tmp_path / "in.conll", text), nlp)
+    assert [doc.text for doc in docs] == ["# lol", "New York"]
+    assert ents(docs[1]) == [(0, 2, "LOC")]
+    # inside a sentence a "#" line must be a token with a tag
+    bad = write(tmp_path / "bad.conll", "a\tO\n#\tnot-a-tag\n")
+    with pytest.raises(ConversionError, match=":2: invalid tag 'not-a-tag'"):
+        read_conll(bad, nlp)
+
+
 def test_convert_conll_docstart_ends_group(tmp_path, nlp):
     text = "a\tO\n\nb\tO\n\n-DOCSTART-\tO\n\nc\tO\n\nd\tO\n"
     docs = read_conll(write(tmp_path / "in.conll", text), nlp, n_sents=3)
