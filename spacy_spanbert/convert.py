@@ -397,6 +397,10 @@ def read_prodigy(
     """Read Prodigy-style JSONL (blank lines skipped). Per row:
 
     - `cats` (a dict label -> number): `doc.cats` as given.
+    - `options` without `spans` (choice interface, e.g. textcat.manual):
+      `doc.cats` has 1.0 for each option id in `accept`, 0.0 for the others;
+      rows whose answer is not "accept" are skipped (rows without an answer
+      are kept).
     - `label` without `spans` (binary textcat): `doc.cats[label]` is 1.0 for
       answer "accept" (or no answer), 0.0 for "reject"; "ignore" rows skipped.
     - otherwise NER: `spans` (char `start`/`end`, or inclusive
@@ -440,6 +444,8 @@ def _prodigy_row(row: dict, nlp: Language, where: str) -> Optional[Doc]:
         )
     if "cats" in row:
         kind = "cats"
+    elif "options" in row and "spans" not in row:
+        kind = "choice"
     elif "label" in row and "spans" not in row:
         kind = "binary"
     else:
@@ -455,6 +461,8 @@ def _prodigy_row(row: dict, nlp: Language, where: str) -> Optional[Doc]:
         ):
             raise ConversionError(f"{where}: 'cats' must map label strings to numbers")
         doc.cats = {label: float(value) for label, value in cats.items()}
+    elif kind == "choice":
+        doc.cats = _prodigy_choice(row, where)
     elif kind == "binary":
         label = row["label"]
         if not isinstance(label, str) or not label:
@@ -473,6 +481,27 @@ def _prodigy_row(row: dict, nlp: Language, where: str) -> Optional[Doc]:
         except ValueError as e:
             raise ConversionError(f"{where}: overlapping spans: {e}") from None
     return doc
+
+
+def _prodigy_choice(row: dict, where: str) -> Dict[str, float]:
+    """`doc.cats` of a choice row (Prodigy's `choice` interface, e.g.
+    textcat.manual with several labels): 1.0 for each accepted option id,
+    0.0 for the others."""
+    options = row["options"]
+    if not isinstance(options, list) or not options or not all(
+        isinstance(o, dict) and isinstance(o.get("id"), (str, int)) and not isinstance(o.get("id"), bool)
+        for o in options
+    ):
+        raise ConversionError(f"{where}: 'options' must be a non-empty list of objects with an 'id'")
+    accept = row.get("accept", [])
+    if not isinstance(accept, list):
+        raise ConversionError(f"{where}: 'accept' must be a list of option ids")
+    ids = [str(o["id"]) for o in options]
+    unknown = [a for a in accept if str(a) not in ids]
+    if unknown:
+        raise ConversionError(f"{where}: accepted id {unknown[0]!r} is not among the options {ids}")
+    accepted = {str(a) for a in accept}
+    return {i: float(i in accepted) for i in ids}
 
 
 def _prodigy_doc(
@@ -747,7 +776,7 @@ def make_parser() -> argparse.ArgumentParser:
         epilog=(
             "formats: conll (token ... tag, BIO/IOB1/IOB2/BIOES/BILUO -> doc.ents); "
             "litbank (folder of LitBank .tsv -> doc.spans[KEY] + doc.ents); "
-            "prodigy (JSONL: spans -> doc.ents, label+answer or cats -> doc.cats); "
+            "prodigy (JSONL: spans -> doc.ents, label+answer, options+accept or cats -> doc.cats); "
             "trec (ISO-8859-1 'COARSE:fine question' -> one-hot doc.cats); "
             "goemotions (text<TAB>ids<TAB>id with --labels -> multi-label doc.cats). "
             "Malformed input exits with status 1 and a path:line message."

@@ -369,9 +369,29 @@ def test_convert_prodigy_cats(tmp_path, nlp):
     assert [t.text for t in doc] == ["Chewy", "cookies", "?"]
 
 
+def test_convert_prodigy_choice_rows(tmp_path, nlp):
+    options = [{"id": "POSITIVE", "text": "positive"}, {"id": "NEGATIVE", "text": "negative"}, {"id": 3, "text": "three"}]
+    rows = [
+        {"text": "Great film", "options": options, "accept": ["POSITIVE"], "answer": "accept"},
+        {"text": "Mixed", "options": options, "accept": ["POSITIVE", 3], "answer": "accept"},
+        {"text": "No pick", "options": options, "accept": []},
+        {"text": "Skipped", "options": options, "accept": ["NEGATIVE"], "answer": "reject"},
+        {"text": "Skipped too", "options": options, "accept": ["NEGATIVE"], "answer": "ignore"},
+    ]
+    docs = read_prodigy(write_jsonl(tmp_path / "choice.jsonl", rows), nlp)
+    assert [(doc.text, doc.cats) for doc in docs] == [
+        ("Great film", {"POSITIVE": 1.0, "NEGATIVE": 0.0, "3": 0.0}),
+        ("Mixed", {"POSITIVE": 1.0, "NEGATIVE": 0.0, "3": 1.0}),
+        ("No pick", {"POSITIVE": 0.0, "NEGATIVE": 0.0, "3": 0.0}),
+    ]
+
+
 @pytest.mark.parametrize(
     "line,message",
     [
+        ('{"text": "a", "options": [{"id": "X"}], "accept": ["Y"]}', "accepted id 'Y' is not among the options ['X']"),
+        ('{"text": "a", "options": [{"text": "X"}], "accept": []}', "'options' must be a non-empty list"),
+        ('{"text": "a", "options": [{"id": "X"}], "accept": "X"}', "'accept' must be a list"),
         ('{"text": "a", "spans": [}', "invalid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"spans": []}', "no 'text'"),
