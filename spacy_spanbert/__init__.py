@@ -3,7 +3,8 @@
 Importing the package registers its factories, architectures and suggesters;
 a packaged pipeline finds them through the entry points in pyproject.toml.
 """
-from . import _fork, architectures, encoder, ner, suggesters, textcat  # noqa: F401  (registration)
+from . import _fork, architectures, cleaner, encoder, ner, suggesters, textcat  # noqa: F401  (registration)
+from .cleaner import SpanBertCleaner
 from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
 from .layers.listener import SpanBertListener
@@ -23,6 +24,7 @@ _fork.install()
 __all__ = [
     "SpanBatch",
     "SpanBert",
+    "SpanBertCleaner",
     "SpanBertListener",
     "SpanBertMultiLabelTextCategorizer",
     "SpanBertNER",

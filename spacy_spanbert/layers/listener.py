@@ -109,7 +109,8 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
                     f"spanbert listener: doc.spans['{key}'] is missing, so the "
                     f"span encoder has not run on this doc. Add the 'spanbert' "
                     f"component before its heads (nlp.add_pipe('spanbert', "
-                    f"before=...)), and don't disable it."
+                    f"before=...)), don't disable it, and put any "
+                    f"'spanbert_cleaner' after all heads."
                 )
         else:
             group = doc.spans[key]
@@ -118,7 +119,8 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
             raise ValueError(
                 f"spanbert listener: doc.spans['{key}'] has no attrs['vectors']. "
                 f"Set store_vectors = true on the 'spanbert' component so its "
-                f"heads can read the span vectors."
+                f"heads can read the span vectors, and put any 'spanbert_cleaner' "
+                f"after all heads."
             )
         if len(doc) and len(attrs["vectors"]) != len(group):
             raise ValueError(
