@@ -225,6 +225,11 @@ def encoder_lowercase(encoder: str) -> Optional[bool]:
     return None
 
 
+def span_score_weights(spans_key: str) -> Dict[str, float]:
+    """Checkpoints chosen by the span F of the gold key alone."""
+    return {f"spans_{spans_key}_f": 1.0, f"spans_{spans_key}_p": 0.0, f"spans_{spans_key}_r": 0.0}
+
+
 def build_config(task: str, system: str, args: argparse.Namespace, curve_path: Path) -> Config:
     spec = TASKS[task]
     config = util.load_config(CONFIGS / spec["config"], overrides=args.overrides, interpolate=False)
@@ -240,7 +245,7 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
             weights = {f"spans_sc_{m}": None for m in ("f", "p", "r")}
             # spancat's defaults name its default key "sc"; without these None
             # weights spaCy would average in an always-zero spans_sc_f
-            weights.update({f"spans_{args.spans_key}_{m}": w for m, w in (("f", 1.0), ("p", 0.0), ("r", 0.0))})
+            weights.update(span_score_weights(args.spans_key))
             config["training"]["score_weights"] = weights
         elif task == "ner":
             config["training"]["score_weights"] = {
@@ -258,7 +263,7 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
         weights = dict(config["training"]["score_weights"])
         for m in ("f", "p", "r"):
             weights.pop(f"spans_{SPANS_KEY}_{m}", None)
-        weights.update({f"spans_{args.spans_key}_{m}": w for m, w in (("f", 1.0), ("p", 0.0), ("r", 0.0))})
+        weights.update(span_score_weights(args.spans_key))
         config["training"]["score_weights"] = weights
     transformer = config["components"]["transformer"]["model"]
     transformer["name"] = args.encoder

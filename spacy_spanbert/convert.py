@@ -184,8 +184,9 @@ def read_conll(
     whitespace-only lines end a sentence; `-DOCSTART-` lines end a document
     (sentences from different documents are never grouped). A line before a
     sentence that starts with "#" and does not end in a tag is a comment
-    (CoNLL-U style; a "#" token with a tag, e.g. "#\tO", is a token). `n_sents` sentences make one Doc,
-    with sentence starts set. Sets `doc.ents` (tokens outside entities are O).
+    (CoNLL-U style; a "#" token with a tag, e.g. "# O", is a token).
+    `n_sents` sentences make one Doc, with sentence starts set. Sets
+    `doc.ents` (tokens outside entities are O).
     """
     if isinstance(n_sents, bool) or not isinstance(n_sents, int) or n_sents < 1:
         raise ValueError(f"n_sents must be a positive integer, got {n_sents!r}")
