@@ -1,5 +1,5 @@
 """Small helpers shared by the components."""
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy
 from spacy.attrs import IDX, LENGTH
@@ -226,11 +226,22 @@ def find_span_vector(span: Span) -> Optional[numpy.ndarray]:
         vectors = group.attrs.get("vectors")
         if vectors is None or len(group) == 0:
             continue
-        for i, other in enumerate(group):
-            if other.start == span.start and other.end == span.end:
-                if not span.label or span.label == other.label:
-                    return numpy.asarray(vectors[i])
+        for i in _rows_with_offsets(group, span.start, span.end):
+            if not span.label or span.label == group[i].label:
+                return numpy.asarray(vectors[i])
     return None
+
+
+def _rows_with_offsets(group: SpanGroup, start: int, end: int) -> List[int]:
+    """Indices of the spans [start, end) in `group`: from `attrs["offsets"]`
+    (what `spanbert` writes) in a few vectorized comparisons, else span by
+    span. Reading every candidate's vector one span at a time stays cheap
+    this way (it made a Span per row per lookup before: quadratic)."""
+    offsets = group.attrs.get("offsets")
+    if offsets is not None and len(offsets) == len(group):
+        offsets = numpy.asarray(offsets).reshape((-1, 2))
+        return numpy.flatnonzero((offsets[:, 0] == start) & (offsets[:, 1] == end)).tolist()
+    return [i for i, other in enumerate(group) if other.start == start and other.end == end]
 
 
 def install_extensions() -> None:
@@ -252,7 +263,12 @@ class SpanVectorHooks:
         if group is None or "vectors" not in group.attrs:
             return None
         if self._rows is None or len(self._rows) != len(group):
-            self._rows = {(s.start, s.end): i for i, s in enumerate(group)}
+            offsets = group.attrs.get("offsets")
+            if offsets is not None and len(offsets) == len(group):
+                pairs = numpy.asarray(offsets).reshape((-1, 2)).tolist()
+            else:
+                pairs = [(s.start, s.end) for s in group]
+            self._rows = {(s, e): i for i, (s, e) in enumerate(pairs)}
         row = self._rows.get((span.start, span.end))
         return None if row is None else numpy.asarray(group.attrs["vectors"][row])
 

@@ -471,3 +471,29 @@ def test_span_group_from_rows_empty_and_bad_rows():
     for bad in ([0, 3], [1, 1], [-1, 1], [2, 1]):
         with pytest.raises(ValueError, match=r"spanbert: cannot write the span .* doc of 2 tokens"):
             span_group_from_rows(doc, "k", numpy.array([[0, 1], bad], dtype="int32"), {})
+
+
+def test_span_vector_extension_reads_offsets_or_spans():
+    """`Span._.spanbert_vector` finds rows through attrs["offsets"] when the
+    group has them, and span by span otherwise (a hand-made group); a label on
+    the span must match."""
+    import spacy_spanbert  # noqa: F401
+
+    doc = spacy.blank("en")("a b c d")
+    vectors = numpy.arange(12, dtype="f").reshape((3, 4))
+    rows = numpy.array([[0, 1], [0, 2], [2, 4]], dtype="int32")
+    doc.spans["with_offsets"] = SpanGroup(
+        doc, attrs={"vectors": vectors, "offsets": rows}, spans=[Span(doc, int(s), int(e)) for s, e in rows]
+    )
+    assert_allclose(doc[0:2]._.spanbert_vector, vectors[1])
+    assert_allclose(doc[2:4]._.spanbert_vector, vectors[2])
+    assert doc[1:3]._.spanbert_vector is None
+    del doc.spans["with_offsets"]
+    labelled = [Span(doc, 0, 1, label="X"), Span(doc, 0, 1, label="Y"), Span(doc, 1, 3, label="Y")]
+    doc.spans["by_hand"] = SpanGroup(doc, attrs={"vectors": vectors}, spans=labelled)
+    assert_allclose(Span(doc, 0, 1, label="Y")._.spanbert_vector, vectors[1])
+    assert_allclose(doc[0:1]._.spanbert_vector, vectors[0])  # no label: the first match
+    assert Span(doc, 1, 3, label="X")._.spanbert_vector is None
+    # offsets that no longer match the group (it was changed) are not trusted
+    doc.spans["by_hand"].attrs["offsets"] = rows[:2]
+    assert_allclose(doc[1:3]._.spanbert_vector, vectors[2])
