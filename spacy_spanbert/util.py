@@ -1,5 +1,5 @@
 """Small helpers shared by the components."""
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy
 from spacy.attrs import IDX, LENGTH
@@ -218,30 +218,33 @@ def replace_listener(new_model: Model, listener: Model, encoder: Any) -> Model:
     return new_model
 
 
+def group_offsets(group: SpanGroup) -> numpy.ndarray:
+    """The (n, 2) int32 [start, end) token offsets of a group's spans, in
+    group order: `attrs["offsets"]` (what `spanbert` writes, so no Python
+    `Span` is made per row) when it matches the group's length, else read
+    span by span (a hand-made group, or one saved by an earlier version)."""
+    offsets = group.attrs.get("offsets")
+    if offsets is None or len(offsets) != len(group):
+        offsets = [(span.start, span.end) for span in group]
+    return numpy.asarray(offsets, dtype="int32").reshape((-1, 2))
+
+
 def find_span_vector(span: Span) -> Optional[numpy.ndarray]:
     """The stored spanbert vector of `span`, from any span group that has
     `attrs["vectors"]` and contains a span with the same offsets (and label,
-    when the span has one). None if there is none."""
+    when the span has one). None if there is none. The rows are found with
+    vectorized comparisons over the group's offsets, so reading every
+    candidate's vector one span at a time is not quadratic in Python."""
     for group in span.doc.spans.values():
         vectors = group.attrs.get("vectors")
         if vectors is None or len(group) == 0:
             continue
-        for i in _rows_with_offsets(group, span.start, span.end):
+        offsets = group_offsets(group)
+        rows = numpy.flatnonzero((offsets[:, 0] == span.start) & (offsets[:, 1] == span.end))
+        for i in rows.tolist():
             if not span.label or span.label == group[i].label:
                 return numpy.asarray(vectors[i])
     return None
-
-
-def _rows_with_offsets(group: SpanGroup, start: int, end: int) -> List[int]:
-    """Indices of the spans [start, end) in `group`: from `attrs["offsets"]`
-    (what `spanbert` writes) in a few vectorized comparisons, else span by
-    span. Reading every candidate's vector one span at a time stays cheap
-    this way (it made a Span per row per lookup before: quadratic)."""
-    offsets = group.attrs.get("offsets")
-    if offsets is not None and len(offsets) == len(group):
-        offsets = numpy.asarray(offsets).reshape((-1, 2))
-        return numpy.flatnonzero((offsets[:, 0] == start) & (offsets[:, 1] == end)).tolist()
-    return [i for i, other in enumerate(group) if other.start == start and other.end == end]
 
 
 def install_extensions() -> None:
@@ -263,12 +266,7 @@ class SpanVectorHooks:
         if group is None or "vectors" not in group.attrs:
             return None
         if self._rows is None or len(self._rows) != len(group):
-            offsets = group.attrs.get("offsets")
-            if offsets is not None and len(offsets) == len(group):
-                pairs = numpy.asarray(offsets).reshape((-1, 2)).tolist()
-            else:
-                pairs = [(s.start, s.end) for s in group]
-            self._rows = {(s, e): i for i, (s, e) in enumerate(pairs)}
+            self._rows = {(s, e): i for i, (s, e) in enumerate(group_offsets(group).tolist())}
         row = self._rows.get((span.start, span.end))
         return None if row is None else numpy.asarray(group.attrs["vectors"][row])
 

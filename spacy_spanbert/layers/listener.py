@@ -7,7 +7,7 @@ from thinc.api import Model
 from thinc.types import Ragged
 
 from ..data_classes import SpanBatch
-from ..util import check_positive
+from ..util import check_positive, group_offsets
 
 InT = List[Doc]
 OutT = SpanBatch
@@ -129,10 +129,7 @@ def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
                 f"changed after 'spanbert' ran. Put extra spans in a group of "
                 f"their own, or run 'spanbert' again on the doc."
             )
-        offsets = attrs.get("offsets")
-        if offsets is None:  # a group without them (e.g. saved by an earlier version)
-            offsets = [(span.start, span.end) for span in group]
-        rows.append(numpy.asarray(offsets, dtype="int32").reshape((-1, 2)))
+        rows.append(group_offsets(group) if len(group) else numpy.zeros((0, 2), "int32"))
         lengths.append(len(group))
         if len(group):
             vectors.append(numpy.asarray(attrs["vectors"], dtype="float32"))
