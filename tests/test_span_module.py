@@ -97,6 +97,29 @@ def test_attention_blocks_and_groups_do_not_change_values():
 
 
 
+@pytest.mark.parametrize(
+    "lengths,max_width,window,block_size",
+    [([1], 1, 4, 64), ([1, 1, 1, 5], 2, 0, 3), ([9, 30, 2], 4, 100, 8), ([50], 8, 8, 1), ([3, 70], 8, 2, 64)],
+)
+def test_inference_and_training_paths_match_the_reference(lengths, max_width, window, block_size):
+    """Inference takes each block's keys as a strided view of padded keys,
+    training gathers them: both must give the reference values, with a
+    single span, a zero window, a window wider than every doc, one-query
+    blocks and docs of one token."""
+    torch.manual_seed(3)
+    starts, _, doc_ids = _spans(lengths, max_width)
+    H = torch.randn(starts.shape[0], 16)
+    layer = LocalSpanAttention(16, 4, window=window, block_size=block_size, blocks_per_step=2)
+    torch.nn.init.normal_(layer.out.weight, std=0.3)
+    layer.eval()
+    with torch.no_grad():
+        expected = _reference_attention(layer, H, starts, doc_ids)
+        strided = layer(H, starts, doc_ids)
+    gathered = layer(H.clone().requires_grad_(True), starts, doc_ids)
+    torch.testing.assert_close(strided, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gathered.detach(), expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("n_layers,chunk", [(0, 4), (1, 5), (2, 7), (2, 1000)])
 def test_long_inputs_in_chunks_give_the_one_pass_values(monkeypatch, n_layers, chunk):
     """Inference on long inputs runs in chunks of span starts (bounded
