@@ -105,7 +105,7 @@ def test_inference_and_training_paths_match_the_reference(lengths, max_width, wi
     """Inference takes each block's keys as a strided view of padded keys,
     training gathers them: both must give the reference values, with a
     single span, a zero window, a window wider than every doc, one-query
-    blocks and docs of one token."""
+    blocks, docs of one token and spans out of order."""
     torch.manual_seed(3)
     starts, _, doc_ids = _spans(lengths, max_width)
     H = torch.randn(starts.shape[0], 16)
@@ -118,6 +118,11 @@ def test_inference_and_training_paths_match_the_reference(lengths, max_width, wi
     gathered = layer(H.clone().requires_grad_(True), starts, doc_ids)
     torch.testing.assert_close(strided, expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(gathered.detach(), expected, rtol=1e-4, atol=1e-5)
+    # Spans in any order: sorted by start inside, returned in their order.
+    shuffle = torch.randperm(starts.shape[0])
+    with torch.no_grad():
+        shuffled = layer(H[shuffle], starts[shuffle], doc_ids[shuffle])
+    torch.testing.assert_close(shuffled, expected[shuffle], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("n_layers,chunk", [(0, 4), (1, 5), (2, 7), (2, 1000)])

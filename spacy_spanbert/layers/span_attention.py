@@ -58,11 +58,18 @@ class LocalSpanAttention(nn.Module):
         n = H.shape[0]
         if n == 0:
             return H
-        order = torch.sort(starts, stable=True).indices
-        Hs = H[order]
-        st = starts[order]
-        docs = doc_ids[order]
-        qkv = self.qkv(Hs) if qkv is None else qkv[order]
+        # Candidates usually come sorted by start (the suggesters' rows are
+        # canonical, docs in order): then no permutation is applied or undone.
+        order = None
+        if n > 1 and bool((starts[1:] < starts[:-1]).any()):
+            order = torch.sort(starts, stable=True).indices
+        Hs = H if order is None else H[order]
+        st = starts if order is None else starts[order]
+        docs = doc_ids if order is None else doc_ids[order]
+        if qkv is None:
+            qkv = self.qkv(Hs)
+        elif order is not None:
+            qkv = qkv[order]
         qkv = qkv.view(n, 3, self.n_heads, self.d_head)
         C = self.block_size
         n_blocks = (n + C - 1) // C
@@ -83,6 +90,8 @@ class LocalSpanAttention(nn.Module):
             outputs.append(self._attend(*(x[b0 : b0 + step] for x in blocks)))
         attended = torch.cat(outputs, 0)[:n]
         result = self.norm(Hs + self.dropout(self.out(attended)))
+        if order is None:
+            return result
         unsorted = torch.empty_like(result)
         unsorted[order] = result
         return unsorted

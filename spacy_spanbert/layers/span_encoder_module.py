@@ -68,22 +68,23 @@ class SpanEncoderModule(nn.Module):
         (the whole-doc spans) are returned as represented.
         RETURNS: (candidate vectors, the other spans' vectors)."""
         rep = self.represent
-        table = rep.width_table()
         n = doc_ids.shape[0]
         bags = rep.bags(logits, starts, ends)
-        H_all = rep.combine(bags, parts, table)
+        table = rep.row_table(parts, rep.width_table())
+        H_all = rep.gather(bags, table)
         H = H_all[:n]
         for i, layer in enumerate(self.layers):
             qkv = None
             if i == 0:
-                # qkv(H) is linear in H, and H is linear in token-level parts:
-                # project the tokens (3 per token) instead of the spans (about
-                # 8 per token). Same values; a fraction of the cost.
-                qkv = layer.qkv.bias + rep.combine(
-                    bags,
-                    torch.matmul(parts, layer.qkv.weight.t()),
-                    torch.matmul(table, layer.qkv.weight.t()),
-                )[:n]
+                # qkv(H) is affine in H, and H is linear in the table's rows:
+                # map the table (3 rows per token and the width rows) instead
+                # of the spans (about 8 per token). The bias goes on the width
+                # rows, of which each span takes one with weight 1. Same
+                # values; a fraction of the cost.
+                n_width = table.shape[0] - parts.shape[0] * parts.shape[1]
+                qkv_table = torch.matmul(table, layer.qkv.weight.t())
+                qkv_table[-n_width:] += layer.qkv.bias
+                qkv = rep.gather(bags, qkv_table)[:n]
             H = layer(H, starts[:n], doc_ids, qkv=qkv)
         return H, H_all[n:]
 

@@ -226,16 +226,26 @@ class SpanRepresentation(nn.Module):
     ) -> torch.Tensor:
         """Span vectors from token-level parts, in one fused weighted gather:
         `sum_t alpha_t parts[t, 0] + parts[start, 1] + parts[end - 1, 2] +
-        width_table[bucket]`.
+        width_table[bucket]`."""
+        return self.gather(bags, self.row_table(parts, width_table))
 
-        Any linear map L applied to `parts` and `width_table` gives L applied
-        to the span vectors, at the cost of tokens instead of spans: the
-        first span-to-span layer uses this for its query/key/value map."""
+    @staticmethod
+    def row_table(parts: torch.Tensor, width_table: torch.Tensor) -> torch.Tensor:
+        """The rows the bags index: [pool, start, end part of token 0; ... of
+        token 1; ...; width table].
+
+        Any linear map L applied to this table gives L applied to the span
+        vectors, at the cost of tokens instead of spans: the first
+        span-to-span layer uses this for its query/key/value map. Each bag
+        takes exactly one width row, with weight 1, so a bias of an affine
+        map goes on the width rows only."""
+        return torch.cat([parts.reshape(-1, parts.shape[-1]), width_table])
+
+    @staticmethod
+    def gather(bags: Tuple[torch.Tensor, torch.Tensor, torch.Tensor], table: torch.Tensor) -> torch.Tensor:
+        """One vector per bag: the weighted sum of its rows of `table`."""
         rows, bag_offsets, weights = bags
-        table = torch.cat([parts.reshape(-1, parts.shape[-1]), width_table])
-        return F.embedding_bag(
-            rows, table, bag_offsets, mode="sum", per_sample_weights=weights
-        )
+        return F.embedding_bag(rows, table, bag_offsets, mode="sum", per_sample_weights=weights)
 
     def forward(
         self, X: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
