@@ -101,23 +101,59 @@ def task_spec(task: str, spans_key: str = SPANS_KEY) -> Dict[str, Any]:
     return spec
 
 
-def span_keys(path: Path) -> Dict[str, int]:
-    """Spans per span-group key over the docs of a .spacy file (or folder)."""
+def read_docs(path: Path):
+    """The docs of a .spacy file or a folder of them (as spaCy's corpus
+    reader allows), one file at a time; a ValueError names a file that is
+    not a DocBin."""
     from spacy.tokens import DocBin
     from spacy.training.corpus import walk_corpus
     from spacy.vocab import Vocab
 
-    counts: Dict[str, int] = {}
     for file in walk_corpus(path, ".spacy"):
         try:
             docs = list(DocBin().from_disk(file).get_docs(Vocab()))
         except Exception as err:  # msgpack / zlib errors of a file that is not a DocBin
             raise ValueError(f"cannot read {file} as a spaCy DocBin ({type(err).__name__}: {err})") from None
-        for doc in docs:
-            for key, group in doc.spans.items():
-                if len(group):
-                    counts[key] = counts.get(key, 0) + len(group)
+        yield from docs
+
+
+def span_keys(path: Path) -> Dict[str, int]:
+    """Spans per span-group key over the docs of a .spacy file (or folder)."""
+    counts: Dict[str, int] = {}
+    for doc in read_docs(path):
+        for key, group in doc.spans.items():
+            if len(group):
+                counts[key] = counts.get(key, 0) + len(group)
     return counts
+
+
+def check_categories(task: str, paths: Dict[str, Optional[Path]]) -> None:
+    """Raise a ValueError, before any training, when the text-classification
+    data cannot train the task: training docs without `doc.cats`, or, for the
+    exclusive `textcat` task, docs with more than one positive label (which
+    spaCy's `textcat` rejects mid-training with E895)."""
+    for option, path in paths.items():
+        if path is None:
+            continue
+        n_docs = n_labelled = 0
+        several = []
+        for doc in read_docs(path):
+            n_docs += 1
+            n_labelled += bool(doc.cats)
+            if task == "textcat" and sum(1 for v in doc.cats.values() if v >= 0.5) > 1:
+                several.append(doc)
+        if option == "--train" and n_docs and not n_labelled:
+            raise ValueError(
+                f"{task}: none of the {n_docs} docs of --train {path} has doc.cats. Convert labelled "
+                f"text with python -m spacy_spanbert.convert (e.g. trec, goemotions, prodigy)."
+            )
+        if several:
+            labels = sorted(k for k, v in several[0].cats.items() if v >= 0.5)
+            raise ValueError(
+                f"textcat: {len(several)} of the {n_docs} docs of {option} {path} have more than "
+                f"one positive label (the first: {several[0].text[:40]!r}, {', '.join(labels)}); "
+                f"the textcat task trains exclusive classes. Use the multilabel task for this data."
+            )
 
 
 def gold_spans_key(train: Path, dev: Path, test: Optional[Path], requested: Optional[str]) -> str:
@@ -482,6 +518,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"--{option} {path} does not exist (convert the data with python -m spacy_spanbert.convert)")
     if args.steps <= 0:
         parser.error("--steps must be positive")
+    if args.task in ("textcat", "multilabel"):
+        try:
+            check_categories(args.task, {"--train": args.train, "--dev": args.dev, "--test": args.test})
+        except ValueError as err:
+            parser.error(str(err))
     if args.task == "nested":
         try:
             args.spans_key = gold_spans_key(args.train, args.dev, args.test, args.spans_key)
@@ -513,16 +554,7 @@ def long_docs_warning(train: Path, max_length: int, threshold: int = LONG_DOC_TO
     spanbert (1-4 token candidates) and its text classifier, and 0.82 GB with
     spanbert (1-8 token candidates) and its NER head; a 52,906-token GitHub
     issue in textcat_docs_issues took more than the machine's 24 GB."""
-    from spacy.tokens import DocBin
-    from spacy.training.corpus import walk_corpus
-    from spacy.vocab import Vocab
-
-    # a .spacy file or, as spaCy's corpus reader allows, a folder of them
-    lengths = [
-        len(doc)
-        for path in walk_corpus(train, ".spacy")
-        for doc in DocBin().from_disk(path).get_docs(Vocab())
-    ]
+    lengths = [len(doc) for doc in read_docs(train)]
     long = [n for n in lengths if n >= threshold and (max_length <= 0 or n < max_length)]
     if not long:
         return None

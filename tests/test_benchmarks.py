@@ -1,6 +1,7 @@
 """benchmarks/accuracy.py builds valid configs for both systems of every task
 (training itself is a benchmark, not a test)."""
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -291,3 +292,29 @@ def test_accuracy_nested_gold_key_named_like_the_candidates(tmp_path, tiny_bert)
     components = config["components"]
     assert components["spanbert_ner"]["spans_key"] == "spanbert"
     assert components["spanbert"]["spans_key"] == "spanbert_candidates"
+
+
+def test_accuracy_textcat_rejects_data_it_cannot_train_before_training(tmp_path, tiny_bert, capsys):
+    """Multi-label docs given to the exclusive textcat task, or training docs
+    without doc.cats, fail in argument parsing with the fix, not with spaCy's
+    E895 in the middle of training."""
+    textcat, multilabel, ner = (tmp_path / f"{name}.spacy" for name in ("textcat", "multilabel", "ner"))
+    _write_task_data("textcat", textcat, 3)
+    _write_task_data("multilabel", multilabel, 3)
+    _write_task_data("ner", ner, 3)
+
+    def parse(task, train, dev, test=None):
+        argv = [task, "--train", str(train), "--dev", str(dev), "--encoder", tiny_bert, "--output", str(tmp_path / "out")]
+        return accuracy.parse_args(argv + (["--test", str(test)] if test else []))
+
+    assert parse("textcat", textcat, textcat).task == "textcat"
+    assert parse("multilabel", multilabel, multilabel).task == "multilabel"
+    for argv, message in [
+        (("textcat", multilabel, textcat), "1 of the 3 docs of --train .* more than one positive label .*Use the multilabel task"),
+        (("textcat", textcat, textcat, multilabel), "docs of --test .* more than one positive label"),
+        (("multilabel", ner, multilabel), "none of the 3 docs of --train .* has doc.cats"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse(*argv)
+        assert re.search(message, capsys.readouterr().err), message
+    assert not (tmp_path / "out").exists()
