@@ -83,7 +83,7 @@ class SpanEncoderModule(nn.Module):
                 # values; a fraction of the cost.
                 n_width = table.shape[0] - parts.shape[0] * parts.shape[1]
                 qkv_table = torch.matmul(table, layer.qkv.weight.t())
-                qkv_table[-n_width:] += layer.qkv.bias
+                qkv_table[table.shape[0] - n_width :] += layer.qkv.bias
                 qkv = rep.gather(bags, qkv_table)[:n]
             H = layer(H, starts[:n], doc_ids, qkv=qkv)
         return H, H_all[n:]
