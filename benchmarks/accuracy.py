@@ -135,23 +135,25 @@ def check_categories(task: str, paths: Dict[str, Optional[Path]]) -> None:
     for option, path in paths.items():
         if path is None:
             continue
-        n_docs = n_labelled = 0
-        several = []
+        n_docs = n_labelled = n_several = 0
+        first = None  # the first doc with several positive labels
         for doc in read_docs(path):
             n_docs += 1
             n_labelled += bool(doc.cats)
             if task == "textcat" and sum(1 for v in doc.cats.values() if v >= 0.5) > 1:
-                several.append(doc)
+                n_several += 1
+                if first is None:
+                    first = doc
         if option == "--train" and n_docs and not n_labelled:
             raise ValueError(
                 f"{task}: none of the {n_docs} docs of --train {path} has doc.cats. Convert labelled "
                 f"text with python -m spacy_spanbert.convert (e.g. trec, goemotions, prodigy)."
             )
-        if several:
-            labels = sorted(k for k, v in several[0].cats.items() if v >= 0.5)
+        if first is not None:
+            labels = sorted(k for k, v in first.cats.items() if v >= 0.5)
             raise ValueError(
-                f"textcat: {len(several)} of the {n_docs} docs of {option} {path} have more than "
-                f"one positive label (the first: {several[0].text[:40]!r}, {', '.join(labels)}); "
+                f"textcat: {n_several} of the {n_docs} docs of {option} {path} have more than "
+                f"one positive label (the first: {first.text[:40]!r}, {', '.join(labels)}); "
                 f"the textcat task trains exclusive classes. Use the multilabel task for this data."
             )
 
