@@ -80,6 +80,65 @@ def test_module_matches_span_by_span_reference(n_layers):
         torch.testing.assert_close(g, g0, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_layers", [0, 1])
+def test_module_inference_matches_span_by_span_reference(n_layers):
+    """Inference writes the token projections straight into the row table
+    (`token_table`) and reuses the bag index of a layout it has seen: the
+    values must be the reference's, on the first call and on a repeat."""
+    torch.manual_seed(0)
+    module = SpanEncoderModule(24, 16, n_heads=4, n_layers=n_layers, window=3, dropout=0.5)
+    for param in module.parameters():
+        torch.nn.init.normal_(param, std=0.3)
+    lengths = [13, 1, 30]
+    starts, ends, doc_ids = _spans(lengths, 5)
+    doc_starts, doc_ends = torch.tensor([0, 13, 14]), torch.tensor([13, 14, 44])
+    X = torch.randn(sum(lengths), 24)
+    module.eval()  # dropout off, as in the reference
+    with torch.no_grad():
+        H0, D0 = _reference(module, X, starts, ends, doc_ids, doc_starts, doc_ends)
+        for _ in range(2):
+            H, D = module(X, starts, ends, doc_ids, doc_starts, doc_ends)
+            torch.testing.assert_close(H, H0, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(D, D0, rtol=1e-4, atol=1e-5)
+
+
+def test_token_table_is_the_row_table_of_the_token_parts():
+    from spacy_spanbert.layers.span_representation import SpanRepresentation
+
+    torch.manual_seed(2)
+    rep = SpanRepresentation(12, 8).eval()
+    for param in rep.parameters():
+        torch.nn.init.normal_(param, std=0.5)
+    X = torch.randn(7, 12)
+    with torch.no_grad():
+        logits, parts = rep.token_parts(X)
+        got_logits, table = rep.token_table(X)
+    torch.testing.assert_close(got_logits, logits)
+    torch.testing.assert_close(table, rep.row_table(parts, rep.width_table()).detach())
+
+
+def test_bag_index_cache_returns_bag_index_and_evicts_the_oldest():
+    import numpy
+
+    from spacy_spanbert.layers.span_representation import BagIndexCache, bag_index
+
+    cache = BagIndexCache(size=2, max_spans=50)
+    layouts = [_spans([n], 4)[:2] for n in (5, 6, 7)]
+    layouts = [(s.numpy(), e.numpy()) for s, e in layouts]
+    first = cache.get(*layouts[0], 5)
+    for got, want in zip(first, bag_index(*layouts[0], 5)):
+        numpy.testing.assert_array_equal(got, want)
+    assert cache.get(*layouts[0], 5) is first  # a hit hands out the same arrays
+    assert cache.get(*layouts[0], 9) is not first  # another table size is another key
+    cache.get(*layouts[1], 6)
+    cache.get(*layouts[2], 7)  # over size 2: the least recently used goes
+    assert cache.get(*layouts[0], 5) is not first
+    big = _spans([40], 4)[:2]
+    big = (big[0].numpy(), big[1].numpy())
+    assert big[0].shape[0] > 50
+    assert cache.get(*big, 40) is not cache.get(*big, 40)  # too many spans: not kept
+
+
 def test_attention_blocks_and_groups_do_not_change_values():
     """Queries are cut into blocks and, in inference, blocks into groups; the
     result must not depend on either size."""

@@ -49,9 +49,15 @@ class SpanEncoderModule(nn.Module):
         doc_ends: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         rep = self.represent
-        logits, parts = rep.token_parts(X)
         n = starts.shape[0]
-        if n and (self.training or torch.is_grad_enabled() or X.shape[0] <= CHUNK_TOKENS):
+        grad = self.training or torch.is_grad_enabled()
+        if n and not grad and X.shape[0] <= CHUNK_TOKENS:
+            logits, table = rep.token_table(X)
+            return self._spans(
+                logits, None, torch.cat([starts, doc_starts]), torch.cat([ends, doc_ends]), doc_ids, table=table
+            )
+        logits, parts = rep.token_parts(X)
+        if n and (grad or X.shape[0] <= CHUNK_TOKENS):
             # The whole-doc spans ride along with the candidates: one round of
             # index work instead of two, which counts at small batch sizes.
             return self._spans(
@@ -62,15 +68,18 @@ class SpanEncoderModule(nn.Module):
             return X.new_zeros((0, rep.n_out)), doc_reps
         return self._spans_in_chunks(logits, parts, starts, ends, doc_ids), doc_reps
 
-    def _spans(self, logits, parts, starts, ends, doc_ids) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _spans(self, logits, parts, starts, ends, doc_ids, table=None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Vectors of the spans `starts`, `ends`: the first `len(doc_ids)` are
         candidates and go through the span-to-span layers, any after them
-        (the whole-doc spans) are returned as represented.
+        (the whole-doc spans) are returned as represented. `table`, when
+        given, is the row table of `parts` (`SpanRepresentation.token_table`)
+        and `parts` is not read.
         RETURNS: (candidate vectors, the other spans' vectors)."""
         rep = self.represent
         n = doc_ids.shape[0]
         bags = rep.bags(logits, starts, ends)
-        table = rep.row_table(parts, rep.width_table())
+        if table is None:
+            table = rep.row_table(parts, rep.width_table())
         H_all = rep.gather(bags, table)
         H = H_all[:n]
         for i, layer in enumerate(self.layers):
@@ -81,7 +90,7 @@ class SpanEncoderModule(nn.Module):
                 # of the spans (about 8 per token). The bias goes on the width
                 # rows, of which each span takes one with weight 1. Same
                 # values; a fraction of the cost.
-                n_width = table.shape[0] - parts.shape[0] * parts.shape[1]
+                n_width = rep.width_embed.weight.shape[0]
                 qkv_table = torch.matmul(table, layer.qkv.weight.t())
                 qkv_table[table.shape[0] - n_width :] += layer.qkv.bias
                 qkv = rep.gather(bags, qkv_table)[:n]
@@ -131,6 +140,15 @@ class SpanEncoderShim(PyTorchShim):
         self.cfg = dict(cfg)
         module = SpanEncoderModule(**self.cfg)
         self._model = module.to(get_torch_default_device())
+        self._device = None
+
+    @property
+    def device(self):
+        """The module's device, found once per build or move: thinc's
+        property walks the module's parameters on every call (every batch)."""
+        if getattr(self, "_device", None) is None:
+            self._device = super().device
+        return self._device
 
     @property
     def is_built(self) -> bool:
@@ -206,6 +224,7 @@ class SpanEncoderShim(PyTorchShim):
     def to_device(self, device_type: str, device_id: int) -> None:
         if self._model is not None:
             super().to_device(device_type, device_id)
+        self._device = None
 
     def finish_update(self, optimizer) -> None:
         if self._model is not None:

@@ -18,6 +18,7 @@ map on the pooled block and zero elsewhere, so an untrained encoder returns
 mean-pooled token vectors and keeps their similarity structure.
 """
 
+from collections import OrderedDict
 from typing import Tuple
 
 import numpy
@@ -69,6 +70,42 @@ def bag_index(starts: numpy.ndarray, ends: numpy.ndarray, n_tokens: int) -> Tupl
     )
     rows[tail + 2] = 3 * n_tokens + numpy.minimum(buckets, N_WIDTH_BUCKETS - 1)
     return rows, bag_offsets, span_of_pair, pair_tokens, pool_items, pool_first
+
+
+class BagIndexCache:
+    """The last few results of `bag_index` in inference, by candidate layout.
+
+    With the n-gram suggester a doc's candidates depend only on its length,
+    so one-doc batches of recurring lengths (a stream of short texts) meet
+    the same layout again and again, and the index arithmetic, about 20
+    numpy calls, was the largest part of `bags` for them. Only layouts of up
+    to `max_spans` spans are kept, `size` of them, least recently used
+    dropped first. The arrays handed out are shared between calls: the
+    callers only read them.
+    """
+
+    def __init__(self, size: int = 32, max_spans: int = 2048) -> None:
+        self.size = size
+        self.max_spans = max_spans
+        self._entries: "OrderedDict[Tuple[int, bytes, bytes], Tuple[numpy.ndarray, ...]]" = OrderedDict()
+
+    def get(self, starts: numpy.ndarray, ends: numpy.ndarray, n_tokens: int) -> Tuple[numpy.ndarray, ...]:
+        """RETURNS (Tuple[numpy.ndarray, ...]): `bag_index(starts, ends, n_tokens)`."""
+        if starts.shape[0] > self.max_spans:
+            return bag_index(starts, ends, n_tokens)
+        key = (n_tokens, starts.tobytes(), ends.tobytes())
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found
+        found = bag_index(starts, ends, n_tokens)
+        self._entries[key] = found
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return found
+
+
+_INDEX_CACHE = BagIndexCache()
 
 
 class SpanRepresentation(nn.Module):
@@ -125,6 +162,22 @@ class SpanRepresentation(nn.Module):
         logits = self.attention(X).squeeze(-1)
         parts = self.token_proj(X).view(X.shape[0], 3, self.n_out)
         return logits, parts
+
+    def token_table(self, X: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Inference only (no gradient): the attention logits and the row
+        table of `row_table(parts, width_table())` in one buffer, the token
+        projections written into it by the matrix product itself instead of
+        being copied there. Dropout is the identity, as in eval mode.
+
+        X (torch.Tensor): [n_tokens, n_in] token vectors.
+        RETURNS (Tuple[torch.Tensor, torch.Tensor]): [n_tokens] logits and the
+            [3 * n_tokens + N_WIDTH_BUCKETS, n_out] table.
+        """
+        n = X.shape[0]
+        table = X.new_empty((3 * n + N_WIDTH_BUCKETS, self.n_out))
+        torch.mm(X, self.token_proj.weight.t(), out=table[: 3 * n].view(n, 3 * self.n_out))
+        torch.add(self.width_embed.weight, self.bias, out=table[3 * n :])
+        return torch.mv(X, self.attention.weight[0]), table
 
     def bags(
         self, logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
@@ -190,9 +243,10 @@ class SpanRepresentation(nn.Module):
         needs no gradient) in numpy, whose calls cost about a microsecond
         against several for a torch op; it was most of `spanbert`'s time on
         one-doc batches. Only the softmax weights stay in torch."""
-        index = bag_index(starts.numpy(), ends.numpy(), logits.shape[0])
         if not logits.requires_grad:
+            index = _INDEX_CACHE.get(starts.numpy(), ends.numpy(), logits.shape[0])
             return self._bags_numpy(logits.numpy(), index)
+        index = bag_index(starts.numpy(), ends.numpy(), logits.shape[0])
         rows, bag_offsets, span_of_pair, pair_tokens, pool_items = (
             torch.from_numpy(a) for a in index[:5]
         )
