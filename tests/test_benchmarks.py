@@ -208,6 +208,7 @@ def test_speed_command_line_end_to_end(tmp_path, tiny_bert, capsys):
     assert result["scaling"]["80"]["tokens"] == 80 and result["scaling"]["80"]["spans"] > 0
     assert result["scaling"]["80"]["length_ratio"] == 2.0
     assert all(row["seconds"] > 0 and row["peak_rss_growth_mb"] >= 0 for row in result["scaling"].values())
+    assert all(row["seconds"] <= row["first_seconds"] for row in result["scaling"].values())
     printed = capsys.readouterr().out
     assert "| batch size |" in printed and "| doc | tokens |" in printed
     assert "| 2 | +ner (spaCy) |" in printed
