@@ -184,8 +184,9 @@ def test_inference_and_training_paths_match_the_reference(lengths, max_width, wi
     torch.testing.assert_close(shuffled, expected[shuffle], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shuffled", [True, False])
 @pytest.mark.parametrize("n_layers,chunk", [(0, 4), (1, 5), (2, 7), (2, 1000)])
-def test_long_inputs_in_chunks_give_the_one_pass_values(monkeypatch, n_layers, chunk):
+def test_long_inputs_in_chunks_give_the_one_pass_values(monkeypatch, n_layers, chunk, shuffled):
     """Inference on long inputs runs in chunks of span starts (bounded
     memory, linear time); the values must equal the one-pass computation,
     across doc boundaries and in any span order."""
@@ -198,8 +199,9 @@ def test_long_inputs_in_chunks_give_the_one_pass_values(monkeypatch, n_layers, c
     module.eval()
     lengths = [17, 2, 30, 9]
     starts, ends, doc_ids = _spans(lengths, 4)
-    shuffle = torch.randperm(starts.shape[0])
-    starts, ends, doc_ids = starts[shuffle], ends[shuffle], doc_ids[shuffle]
+    if shuffled:  # sorted by start inside, returned in this order
+        shuffle = torch.randperm(starts.shape[0])
+        starts, ends, doc_ids = starts[shuffle], ends[shuffle], doc_ids[shuffle]
     doc_starts, doc_ends = torch.tensor([0, 17, 19, 49]), torch.tensor([17, 19, 49, 58])
     X = torch.randn(sum(lengths), 12)
     with torch.no_grad():
