@@ -412,6 +412,29 @@ def test_fused_scores_match_the_thinc_layers(n_rows):
     assert_allclose(fused, scorer.predict(X), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_rows", [33, 1100])
+@pytest.mark.parametrize("n_pieces", [1, 2, 3])
+def test_fused_scores_match_any_number_of_maxout_pieces(n_pieces, n_rows):
+    """The fused path takes the maximum over pieces as a strided axis, or on
+    large inputs over the pieces reordered into column blocks: any piece
+    count of a Maxout >> LayerNorm >> Dropout >> Linear scorer must give
+    thinc's values."""
+    from thinc.api import Dropout, LayerNorm, Linear, Maxout, chain
+
+    from spacy_spanbert.layers.span_classifier import fused_scores
+
+    scorer = chain(Maxout(nO=8, nI=24, nP=n_pieces), LayerNorm(nI=8), Dropout(0.1), Linear(nO=5, nI=8))
+    scorer.initialize()
+    rng = numpy.random.default_rng(n_pieces)
+    for node in scorer.walk():
+        for name in node.param_names:
+            node.set_param(name, rng.normal(size=node.get_param(name).shape).astype("float32"))
+    X = rng.normal(size=(n_rows, 24)).astype("float32")  # under and over PIECE_BLOCKS_MIN_ROWS
+    fused = fused_scores(scorer, X)
+    assert fused is not None
+    assert_allclose(fused, scorer.predict(X), rtol=1e-4, atol=1e-4)
+
+
 def test_fused_scores_fall_back_when_they_do_not_apply():
     from thinc.api import Linear
 

@@ -82,6 +82,11 @@ def forward(model: Model[InT, OutT], docs: InT, is_train: bool) -> Tuple[OutT, C
 
 
 FUSED_LAYERS = ("maxout", "layernorm", "dropout", "linear")
+# From this many span rows on, `fused_scores` reorders the Maxout weights so
+# that the maximum over pieces reads contiguous blocks: 5-10% of the head's
+# time at batch 16 and 64 (about 3,000 and 12,000 rows here); on a one-doc
+# batch (about 200 rows) copying the weights cost more than it saved.
+PIECE_BLOCKS_MIN_ROWS = 1024
 
 
 def fused_scores(scorer: Model[Floats2d, Floats2d], X: Floats2d) -> Optional[Floats2d]:
@@ -120,8 +125,19 @@ def fused_scores(scorer: Model[Floats2d, Floats2d], X: Floats2d) -> Optional[Flo
     x, W, b, G, shift, W_out, b_out = (torch.from_numpy(numpy.ascontiguousarray(a)) for a in arrays)
     n_hidden, n_pieces, n_in = W.shape
     with torch.no_grad():
-        hidden = torch.addmm(b.reshape(-1), x, W.reshape(n_hidden * n_pieces, n_in).t())
-        hidden = hidden.view(-1, n_hidden, n_pieces).amax(dim=2)
+        if x.shape[0] < PIECE_BLOCKS_MIN_ROWS:
+            hidden = torch.addmm(b.reshape(-1), x, W.reshape(n_hidden * n_pieces, n_in).t())
+            hidden = hidden.view(-1, n_hidden, n_pieces).amax(dim=2)
+        else:
+            # thinc keeps a unit's pieces side by side ([n_hidden, n_pieces,
+            # n_in]); with the weights reordered piece by piece (a copy of
+            # the weights, not of the larger output) the maximum runs over
+            # contiguous column blocks instead of a strided axis.
+            W = W.permute(1, 0, 2).reshape(n_pieces * n_hidden, n_in)
+            blocks = torch.addmm(b.t().reshape(-1), x, W.t()).split(n_hidden, dim=1)
+            hidden = blocks[0].contiguous()
+            for block in blocks[1:]:
+                hidden = torch.maximum(hidden, block, out=hidden)
         # thinc's LayerNorm: (h - mean) / sqrt(var + 1e-8), biased variance
         hidden = F.layer_norm(hidden, (n_hidden,), G, shift, eps=1e-8)
         return torch.addmm(b_out, hidden, W_out.t()).numpy()
