@@ -18,6 +18,7 @@ map on the pooled block and zero elsewhere, so an untrained encoder returns
 mean-pooled token vectors and keeps their similarity structure.
 """
 
+import threading
 from collections import OrderedDict
 from typing import Tuple
 
@@ -81,27 +82,31 @@ class BagIndexCache:
     numpy calls, was the largest part of `bags` for them. Only layouts of up
     to `max_spans` spans are kept, `size` of them, least recently used
     dropped first. The arrays handed out are shared between calls: the
-    callers only read them.
+    callers only read them. A lock keeps the bookkeeping consistent when
+    pipelines run in several threads.
     """
 
     def __init__(self, size: int = 32, max_spans: int = 2048) -> None:
         self.size = size
         self.max_spans = max_spans
         self._entries: "OrderedDict[Tuple[int, bytes, bytes], Tuple[numpy.ndarray, ...]]" = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, starts: numpy.ndarray, ends: numpy.ndarray, n_tokens: int) -> Tuple[numpy.ndarray, ...]:
         """RETURNS (Tuple[numpy.ndarray, ...]): `bag_index(starts, ends, n_tokens)`."""
         if starts.shape[0] > self.max_spans:
             return bag_index(starts, ends, n_tokens)
         key = (n_tokens, starts.tobytes(), ends.tobytes())
-        found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-            return found
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
         found = bag_index(starts, ends, n_tokens)
-        self._entries[key] = found
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = found
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
         return found
 
 
