@@ -51,35 +51,32 @@ class SpanEncoderModule(nn.Module):
         rep = self.represent
         n = starts.shape[0]
         grad = self.training or torch.is_grad_enabled()
-        if n and not grad and X.shape[0] <= CHUNK_TOKENS:
-            logits, table = rep.token_table(X)
-            return self._spans(
-                logits, None, torch.cat([starts, doc_starts]), torch.cat([ends, doc_ends]), doc_ids, table=table
-            )
-        logits, parts = rep.token_parts(X)
         if n and (grad or X.shape[0] <= CHUNK_TOKENS):
+            if grad:
+                logits, parts = rep.token_parts(X)
+                table = rep.row_table(parts, rep.width_table())
+            else:
+                logits, table = rep.token_table(X)
             # The whole-doc spans ride along with the candidates: one round of
             # index work instead of two, which counts at small batch sizes.
             return self._spans(
-                logits, parts, torch.cat([starts, doc_starts]), torch.cat([ends, doc_ends]), doc_ids
+                logits, table, torch.cat([starts, doc_starts]), torch.cat([ends, doc_ends]), doc_ids
             )
+        logits, parts = rep.token_parts(X)
         doc_reps = rep.combine(rep.bags(logits, doc_starts, doc_ends), parts, rep.width_table())
         if n == 0:
             return X.new_zeros((0, rep.n_out)), doc_reps
         return self._spans_in_chunks(logits, parts, starts, ends, doc_ids), doc_reps
 
-    def _spans(self, logits, parts, starts, ends, doc_ids, table=None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Vectors of the spans `starts`, `ends`: the first `len(doc_ids)` are
-        candidates and go through the span-to-span layers, any after them
-        (the whole-doc spans) are returned as represented. `table`, when
-        given, is the row table of `parts` (`SpanRepresentation.token_table`)
-        and `parts` is not read.
+    def _spans(self, logits, table, starts, ends, doc_ids) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Vectors of the spans `starts`, `ends` from the token-level row
+        table (`SpanRepresentation.row_table` or `token_table`): the first
+        `len(doc_ids)` are candidates and go through the span-to-span layers,
+        any after them (the whole-doc spans) are returned as represented.
         RETURNS: (candidate vectors, the other spans' vectors)."""
         rep = self.represent
         n = doc_ids.shape[0]
         bags = rep.bags(logits, starts, ends)
-        if table is None:
-            table = rep.row_table(parts, rep.width_table())
         H_all = rep.gather(bags, table)
         H = H_all[:n]
         for i, layer in enumerate(self.layers):
@@ -113,6 +110,7 @@ class SpanEncoderModule(nn.Module):
             order = torch.sort(starts, stable=True).indices
             st, en, docs = starts[order], ends[order], doc_ids[order]
         margin = max((layer.window for layer in self.layers), default=0) * len(self.layers)
+        width_table = self.represent.width_table()
         H = parts.new_empty((st.shape[0], self.represent.n_out))
         first, last = int(st[0]), int(st[-1])
         for c0 in range(first, last + 1, CHUNK_TOKENS):
@@ -126,9 +124,8 @@ class SpanEncoderModule(nn.Module):
             )
             t0 = int(st[k0])
             t1 = int(en[k0:k1].max())
-            out, _ = self._spans(
-                logits[t0:t1], parts[t0:t1], st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1]
-            )
+            table = self.represent.row_table(parts[t0:t1], width_table)
+            out, _ = self._spans(logits[t0:t1], table, st[k0:k1] - t0, en[k0:k1] - t0, docs[k0:k1])
             H[q0:q1] = out[q0 - k0 : q1 - k0]
         if in_order:
             return H
