@@ -1,7 +1,8 @@
 """spacy-spanbert: span-level attention for spaCy.
 
-Importing the package registers its factories, architectures and suggesters;
-a packaged pipeline finds them through the entry points in pyproject.toml.
+Importing the package registers its factories, architectures, suggesters and
+scorers; a packaged pipeline finds them through the entry points in
+pyproject.toml.
 """
 from . import _fork, architectures, cleaner, encoder, ner, suggesters, textcat  # noqa: F401  (registration)
 from .cleaner import SpanBertCleaner

@@ -1,16 +1,24 @@
-"""Registered model builders. They only compose layers."""
-from typing import Callable, List, Optional
+"""Registered model builders. They only compose layers:
+
+transformer / tok2vec -> `SpanEncoder` (component `spanbert`) -> `SpanBertListener`
+in each head -> `SpanClassifier` (`spanbert_ner`) or `SpanAttentionTextCat`
+(`textcat`, `textcat_multilabel`, `spanbert_textcat*`).
+"""
+from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model
-from thinc.types import Floats2d
+from thinc.api import Dropout, LayerNorm, Linear, Maxout, Model, chain
+from thinc.types import Floats2d, Ragged
 
 from .data_classes import SpanBatch
-from .layers.listener import SpanBertListener
+from .errors import Errors, check_dropout, check_positive
+from .layers.activation import cross_entropy_activation
+from .layers.label_attention import label_attention, resize_output, textcat_init
+from .layers.listener import SpanBertListener, replace_listener
+from .layers.span_classifier import span_classifier
 from .layers.span_encoder import span_encoder
 from .suggesters import build_ngram_suggester
-from .util import check_positive, replace_listener
 
 
 @registry.architectures("spacy-spanbert.SpanEncoder.v1")
@@ -27,9 +35,9 @@ def build_span_encoder(
     projected to `hidden_width`, then `n_layers` of local span-to-span attention.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors, e.g.
-        `spacy-transformers.TransformerListener.v1` or `spacy.Tok2Vec.v2`.
+        `spacy-transformers.TransformerListener.v1` or `spacy.Tok2VecListener.v1`.
     suggester (Optional[Callable]): Candidate spans; None for all spans of
-        1 to 8 tokens. The `spanbert` component's own `suggester` overrides it.
+        1 to 8 tokens.
     hidden_width (Optional[int]): Width of the span vectors; None (default)
         keeps the width of the token vectors.
     n_heads (int): Attention heads; must divide hidden_width.
@@ -44,18 +52,12 @@ def build_span_encoder(
     check_positive(where, "n_heads", n_heads)
     check_positive(where, "n_layers", n_layers, allow_zero=True)
     check_positive(where, "window", window, allow_zero=True)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{where}: dropout must be in [0, 1), got {dropout!r}.")
+    check_dropout(where, dropout)
     if hidden_width is not None and n_layers > 0 and hidden_width % n_heads:
-        raise ValueError(
-            f"{where}: hidden_width {hidden_width} is not divisible by n_heads "
-            f"{n_heads}. Use a hidden_width that is a multiple of n_heads."
-        )
-    if suggester is None:
-        suggester = build_ngram_suggester(1, 8)
+        raise ValueError(Errors.E003.format(where=where, width=hidden_width, n_heads=n_heads))
     model = span_encoder(
         tok2vec,
-        suggester,
+        suggester if suggester is not None else build_ngram_suggester(1, 8),
         hidden_width=hidden_width,
         n_heads=n_heads,
         n_layers=n_layers,
@@ -67,9 +69,7 @@ def build_span_encoder(
 
 
 @registry.architectures("spacy-spanbert.SpanBertListener.v1")
-def build_span_bert_listener(
-    width: Optional[int] = None, upstream: str = "*"
-) -> Model[List[Doc], SpanBatch]:
+def build_span_bert_listener(width: Optional[int] = None, upstream: str = "*") -> Model[List[Doc], SpanBatch]:
     """Receive span vectors from an upstream `spanbert` component.
 
     width (Optional[int]): Width of the span vectors; None to take it from the
@@ -78,3 +78,75 @@ def build_span_bert_listener(
     RETURNS (Model[List[Doc], SpanBatch]): The listener.
     """
     return SpanBertListener(upstream_name=upstream, width=width)
+
+
+@registry.architectures("spacy-spanbert.SpanClassifier.v1")
+def build_span_classifier(
+    tok2vec: Optional[Model] = None,
+    hidden_width: int = 64,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Tuple[Ragged, Floats2d]]:
+    """Score every candidate span of the span encoder: a Maxout layer (with
+    layer normalization) then a linear layer to one logit per class. The
+    classes are the component's labels in order, then "no entity" as the LAST
+    column.
+
+    tok2vec (Optional[Model[List[Doc], SpanBatch]]): Candidate spans and their
+        vectors; None (default) for a `SpanBertListener` of any `spanbert`.
+    hidden_width (int): Width of the hidden layer.
+    dropout (float): Dropout rate of the hidden layer, in [0, 1).
+    nO (Optional[int]): Number of classes (labels + 1); None to set it at
+        initialization.
+    RETURNS (Model[List[Doc], Tuple[Ragged, Floats2d]]): Candidate offsets and
+        their logits.
+    """
+    where = "spacy-spanbert.SpanClassifier.v1"
+    check_positive(where, "hidden_width", hidden_width)
+    check_dropout(where, dropout)
+    if tok2vec is None:
+        tok2vec = SpanBertListener(upstream_name="*")
+    hidden = Maxout(nO=hidden_width, nP=2)
+    output = Linear(nO=nO, nI=hidden_width)
+    scorer = chain(hidden, LayerNorm(nI=hidden_width), Dropout(dropout), output)
+    scorer.set_ref("input", hidden)
+    scorer.set_ref("output", output)
+    return span_classifier(tok2vec, scorer, nO=nO)
+
+
+@registry.architectures("spacy-spanbert.SpanAttentionTextCat.v1")
+def build_span_attention_textcat(
+    exclusive_classes: bool,
+    tok2vec: Optional[Model] = None,
+    nO: Optional[int] = None,
+    dropout: float = 0.1,
+) -> Model[List[Doc], Floats2d]:
+    """Classify docs by letting each label attend over the doc's candidate
+    spans, plus a linear term on the whole-doc vector.
+
+    exclusive_classes (bool): Softmax over the labels (for `textcat`) if True,
+        an independent sigmoid per label (for `textcat_multilabel`) if False.
+        Either way it is trained with cross-entropy: the gradient the text
+        classifier hands back (`scores - truths`) goes to the logits unchanged.
+    tok2vec (Optional[Model]): The span vectors, usually
+        `spacy-spanbert.SpanBertListener.v1`; None (default) listens to any
+        `spanbert` component.
+    nO (Optional[int]): Number of labels; None to infer it from the data.
+    dropout (float): Dropout rate on the span and doc vectors, in [0, 1).
+    RETURNS (Model[List[Doc], Floats2d]): One row of label scores per doc.
+    """
+    check_dropout("spacy-spanbert.SpanAttentionTextCat.v1", dropout)
+    if tok2vec is None:
+        tok2vec = SpanBertListener(upstream_name="*")
+    attention = label_attention(nO=nO, dropout=dropout)
+    activation = cross_entropy_activation(exclusive_classes)
+    model = chain(tok2vec, attention, activation)
+    model.init = textcat_init  # type: ignore[assignment]
+    if nO is not None:
+        model.set_dim("nO", nO)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("label_attention", attention)
+    model.set_ref("activation", activation)
+    model.attrs["multi_label"] = not exclusive_classes
+    model.attrs["resize_output"] = resize_output
+    return model

@@ -18,7 +18,7 @@ from typing import Any, Dict
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .util import SpanVectorHooks
+from .span_vectors import SpanVectorHooks
 
 DROPPED_ATTRS = ("vectors", "doc_vector")
 

@@ -2,10 +2,9 @@
 import warnings
 import weakref
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
-import numpy
-from spacy.errors import Errors
+from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -14,16 +13,10 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .data_classes import SpanBatch
-from .layers.listener import SpanBertListener
-from .util import (
-    LEARN_RATE_SCALE,
-    ScaledLearnRateMixin,
-    SpanVectorHooks,
-    check_learn_rate_scale,
-    install_extensions,
-    span_group_from_rows,
-    token_vector_listeners,
-)
+from .errors import Errors, Warnings, check_key
+from .layers.listener import SpanBertListener, token_vector_listeners
+from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
+from .span_vectors import SpanVectorHooks, install_extensions, span_group_from_rows
 from .suggesters import PresetSpansSuggester, adapt_suggester
 
 DEFAULT_SPANBERT_MODEL_CONFIG = """
@@ -50,7 +43,7 @@ max_size = 8
 """
 DEFAULT_SPANBERT_MODEL = Config().from_str(DEFAULT_SPANBERT_MODEL_CONFIG)["model"]
 
-# Requirements a suggester can declare, and which pipeline attributes meet them.
+# What a suggester's `requires` entries need, and what meets them.
 _REQUIREMENT_HINTS = {
     "token.dep": "a 'parser' (e.g. sourced from en_core_web_sm)",
     "token.is_sent_start": "a 'sentencizer', 'senter' or 'parser'",
@@ -86,30 +79,42 @@ def make_spanbert(
 ) -> "SpanBert":
     """Create a `spanbert` span encoder.
 
-    model (Model[List[Doc], SpanBatch]): The span encoder model.
-    suggester (Optional[Callable]): Candidate spans; overrides the model's
-        `suggester` when given (spaCy's suggesters work too).
+    model (Model[List[Doc], SpanBatch]): The span encoder model; its
+        `suggester` proposes the candidate spans.
+    suggester (Optional[Callable]): Deprecated: overrides the model's
+        suggester; set `model.suggester` instead.
     spans_key (str): Write the candidate spans to `doc.spans[spans_key]`.
     store_vectors (bool): Store `attrs["vectors"]` on the group. Heads read
         them at prediction time, so keep it true when heads listen.
     learn_rate_scale (float): Train this component's own weights at this
-        multiple of the optimizer's learning rate (the transformer keeps the
-        optimizer's rate).
+        multiple of the optimizer's learning rate.
     """
+    if suggester is not None:
+        warnings.warn(Warnings.W003.format(name=name), DeprecationWarning)
+        model.attrs["suggester"] = adapt_suggester(suggester)
     return SpanBert(
         nlp.vocab,
         model,
         name=name,
-        nlp=nlp,
-        suggester=suggester,
         spans_key=spans_key,
         store_vectors=store_vectors,
         learn_rate_scale=learn_rate_scale,
+        nlp=nlp,
     )
 
 
-# component -> weak reference to the Language that created it
-_PIPELINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+class _PipelineRef:
+    """A weak reference to the pipeline a component belongs to, which pickles
+    as an empty reference (a pipeline is never pickled along with a part)."""
+
+    def __init__(self, nlp: Optional[Language] = None) -> None:
+        self._ref = weakref.ref(nlp) if nlp is not None else None
+
+    def __call__(self) -> Optional[Language]:
+        return self._ref() if self._ref is not None else None
+
+    def __reduce__(self):
+        return (_PipelineRef, ())
 
 
 class SpanBert(ScaledLearnRateMixin, TrainablePipe):
@@ -123,7 +128,6 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         model: Model[List[Doc], SpanBatch],
         name: str = "spanbert",
         *,
-        suggester: Optional[Callable] = None,
         spans_key: str = "spanbert",
         store_vectors: bool = True,
         learn_rate_scale: float = LEARN_RATE_SCALE,
@@ -133,67 +137,51 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         vocab (Vocab): The shared vocabulary.
         model (Model[List[Doc], SpanBatch]): The span encoder model.
         name (str): The component instance name.
-        suggester (Optional[Callable]): Overrides the model's suggester.
         spans_key (str): Key of the span group to write.
         store_vectors (bool): Whether to store the span vectors on the docs.
         learn_rate_scale (float): Multiplier of the optimizer's learning rate
             for this component's weights.
-        nlp (Optional[Language]): The pipeline, held by weak reference to find
-            the component(s) this one listens to (not serialized).
+        nlp (Optional[Language]): The pipeline, held by weak reference so that
+            `nlp.replace_listeners` finds the components this one listens to.
         """
-        if not isinstance(spans_key, str) or not spans_key:
-            raise ValueError(
-                f"{name}: spans_key must be a non-empty string, got {spans_key!r}."
-            )
+        check_key(name, "spans_key", spans_key)
         if "suggester" not in model.attrs:
-            raise ValueError(
-                f"{name}: the model must be a span encoder such as "
-                f"spacy-spanbert.SpanEncoder.v1, got the layer '{model.name}'."
-            )
-        if suggester is not None:
-            model.attrs["suggester"] = adapt_suggester(suggester)
+            raise ValueError(Errors.E010.format(name=name, layer=model.name))
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.cfg: Dict = {
+        self.cfg: Dict[str, Any] = {
             "spans_key": spans_key,
             "store_vectors": bool(store_vectors),
             "learn_rate_scale": check_learn_rate_scale(name, learn_rate_scale),
         }
         self.listener_map: Dict[str, List[SpanBertListener]] = {}
-        self.upstream_components: List = []
-        self._warned_truncation = False
-        self._truncation_limit_for: Optional[Tuple[int, ...]] = None
-        self._truncation_limit: Optional[int] = None
-        if nlp is not None:
-            # Kept outside the instance so that pickling never sees it.
-            _PIPELINES[self] = weakref.ref(nlp)
+        self._nlp = _PipelineRef(nlp)
         install_extensions()
-
-    def find_upstream_components(self) -> List:
-        """RETURNS (List): The components (transformer / tok2vec) whose
-        listener maps hold this component's token-vector listeners."""
-        ref = _PIPELINES.get(self)
-        nlp = ref() if ref is not None else None
-        if nlp is None:
-            return list(self.upstream_components)
-        nodes = list(token_vector_listeners(self.model))
-        found = []
-        for _, comp in nlp.pipeline:
-            if comp is self:
-                continue
-            listener_map = getattr(comp, "listener_map", None) or {}
-            if any(node in group for group in listener_map.values() for node in nodes):
-                found.append(comp)
-        return found or list(self.upstream_components)
 
     @property
     def suggester(self) -> Callable:
+        """RETURNS (Callable): The suggester of the candidate spans."""
         return self.model.attrs["suggester"]
 
     @property
     def spans_key(self) -> str:
+        """RETURNS (str): The key of the span group written."""
         return self.cfg["spans_key"]
+
+    def upstream_components(self) -> List[Any]:
+        """RETURNS (List): The components (transformer / tok2vec) whose
+        listener maps hold this component's token-vector listeners."""
+        nlp = self._nlp()
+        if nlp is None:
+            return []
+        nodes = token_vector_listeners(self.model)
+        return [
+            comp
+            for _, comp in nlp.pipeline
+            if comp is not self
+            and any(node in group for group in (getattr(comp, "listener_map", None) or {}).values() for node in nodes)
+        ]
 
     # -- ListenedToComponent protocol (spacy/ty.py) --------------------------
 
@@ -242,10 +230,9 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         docs (Iterable[Doc]): The documents.
         RETURNS (SpanBatch): Candidate spans and their vectors.
         """
-        docs = list(docs)
-        self._check_initialized()
-        self._check_upstream(docs)
-        return self.model.predict(docs)
+        if not self.model.shims[0].is_built:
+            raise ValueError(SpacyErrors.E109.format(name=self.name) + " Call nlp.initialize() first.")
+        return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], batch: SpanBatch) -> None:
         """Write the candidate spans (and their vectors) to `doc.spans`.
@@ -254,28 +241,26 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         batch (SpanBatch): The output of `predict`.
         """
         ops = self.model.ops
-        indices = ops.to_numpy(batch.indices.dataXd)
+        indices = ops.to_numpy(batch.indices.dataXd).reshape((-1, 2))
         lengths = ops.to_numpy(batch.indices.lengths)
         vectors = ops.to_numpy(batch.vectors).astype("float32", copy=False)
         doc_vectors = ops.to_numpy(batch.doc_vectors).astype("float32", copy=False)
         key = self.spans_key
         offset = 0
         for i, doc in enumerate(docs):
-            n = int(lengths[i])
-            rows = indices[offset : offset + n]
+            rows = indices[offset : offset + int(lengths[i])]
             attrs = {}
             if self.cfg["store_vectors"]:
-                attrs["vectors"] = numpy.ascontiguousarray(vectors[offset : offset + n])
-                attrs["doc_vector"] = numpy.ascontiguousarray(doc_vectors[i])
-                # The same [start, end) rows as the spans, so the heads can
-                # read them without making a Python Span per candidate.
-                attrs["offsets"] = numpy.ascontiguousarray(rows, dtype="int32")
-            doc.spans[key] = span_group_from_rows(doc, key, rows, attrs)
-            if self.cfg["store_vectors"]:
+                attrs["vectors"] = vectors[offset : offset + len(rows)].copy()
+                attrs["doc_vector"] = doc_vectors[i].copy()
+                # The spans' [start, end) rows, so that heads read them back
+                # without making a Python Span per candidate.
+                attrs["offsets"] = rows.astype("int32")
                 hooks = SpanVectorHooks(key)
                 doc.user_span_hooks["vector"] = hooks.vector
                 doc.user_span_hooks["similarity"] = hooks.similarity
-            offset += n
+            doc.spans[key] = span_group_from_rows(doc, key, rows, attrs)
+            offset += len(rows)
 
     # -- training --------------------------------------------------------------
 
@@ -305,7 +290,6 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         docs = [eg.predicted for eg in examples]
         if not self.listeners or not any(len(doc) for doc in docs):
             return losses
-        self._check_initialized()
         set_dropout_rate(self.model, drop)
         batch, bp_batch = self.model.begin_update(docs)
         ops = self.model.ops
@@ -316,9 +300,7 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
             nonlocal d_vectors, d_doc_vectors
             d_vectors += d_batch.vectors
             d_doc_vectors += d_batch.doc_vectors
-            losses[self.name] += float((d_batch.vectors**2).sum()) + float(
-                (d_batch.doc_vectors**2).sum()
-            )
+            losses[self.name] += float((d_batch.vectors**2).sum()) + float((d_batch.doc_vectors**2).sum())
 
         def backprop(d_batch: SpanBatch):
             accumulate_gradient(d_batch)
@@ -343,7 +325,8 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         *,
         nlp: Optional[Language] = None,
     ) -> None:
-        """Infer the model's widths from sample docs and check the pipeline.
+        """Check the pipeline around the component and infer the model's widths
+        from sample docs.
 
         get_examples (Callable[[], Iterable[Example]]): Returns sample examples.
         nlp (Optional[Language]): The pipeline, to check that a transformer or
@@ -351,75 +334,29 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         """
         validate_get_examples(get_examples, "SpanBert.initialize")
         docs = [eg.predicted for eg in islice(get_examples(), 32)]
-        if nlp is not None:
+        if nlp is not None and self.name in nlp.pipe_names:
+            self._nlp = _PipelineRef(nlp)
             self._check_pipeline(nlp)
         self.model.initialize(X=docs)
         width = self.model.get_dim("nO")
         for head, listeners in self.listener_map.items():
             for listener in listeners:
-                self._check_listener_width(head, listener, width)
+                if listener.has_dim("nO") is True and listener.get_dim("nO") != width:
+                    raise ValueError(
+                        Errors.E017.format(head=head, expected=listener.get_dim("nO"), name=self.name, width=width)
+                    )
                 listener.set_dim("nO", width)
         self._check_suggester(docs)
         self._check_wordpiece_limits()
 
-    # -- checks ------------------------------------------------------------------
-
-    def _check_initialized(self) -> None:
-        if not self.model.shims[0].is_built:
-            raise ValueError(Errors.E109.format(name=self.name) + " Call nlp.initialize() first.")
+    # -- checks at initialize ------------------------------------------------------
 
     def _check_pipeline(self, nlp: Language) -> None:
+        """Raise unless every token-vector listener of the model is fed by a
+        component before this one, every SpanBertListener of the pipeline
+        listens to an existing encoder, and the suggester's needs are met."""
         names = nlp.pipe_names
-        if self.name not in names:
-            return
-        self._check_listener_upstreams(nlp)
-        before = [(n, nlp.get_pipe(n)) for n in names[: names.index(self.name)]]
-        self.upstream_components = []
-        for node in token_vector_listeners(self.model):
-            feeding = [
-                comp
-                for _, comp in before
-                if node in getattr(comp, "listeners", [])
-                or any(node in v for v in getattr(comp, "listener_map", {}).values())
-            ]
-            if not feeding:
-                raise ValueError(
-                    f"{self.name}: no 'transformer' or 'tok2vec' component before "
-                    f"'{self.name}' feeds its token-vector listener (pipeline: "
-                    f"{names}). Add one first, e.g. nlp.add_pipe('transformer', "
-                    f"before='{self.name}'), or give components.{self.name}.model."
-                    f"tok2vec a self-contained layer such as spacy.Tok2Vec.v2."
-                )
-            for comp in feeding:
-                if comp not in self.upstream_components:
-                    self.upstream_components.append(comp)
-        requires = getattr(self.suggester, "requires", None) or []
-        assigned = set()
-        for name, _ in before:
-            assigned.update(nlp.get_pipe_meta(name).assigns)
-        for req in requires:
-            if not (_REQUIREMENT_ASSIGNS.get(req, {req}) & assigned):
-                hint = _REQUIREMENT_HINTS.get(req, f"a component that sets {req}")
-                raise ValueError(
-                    f"{self.name}: the suggester needs {req}, but no component "
-                    f"before '{self.name}' sets it (pipeline: {names}). Add {hint} "
-                    f"before '{self.name}', or choose another suggester."
-                )
-
-    def _check_listener_width(self, head: str, listener: SpanBertListener, width: int) -> None:
-        if listener.has_dim("nO") is True and listener.get_dim("nO") != width:
-            raise ValueError(
-                f"{head}: its SpanBertListener expects span vectors of width "
-                f"{listener.get_dim('nO')}, but '{self.name}' produces vectors of "
-                f"width {width}. Set width = null on the listener (e.g. "
-                f"components.{head}.model.tok2vec.width) to take the width from "
-                f"'{self.name}', or set it to {width}."
-            )
-
-    def _check_listener_upstreams(self, nlp: Language) -> None:
-        """Raise if a component has a SpanBertListener whose upstream name is
-        neither "*" nor the name of a `spanbert` component: nothing would ever
-        send it span vectors."""
+        before = names[: names.index(self.name)]
         encoders = [name for name, comp in nlp.pipeline if isinstance(comp, SpanBert)]
         for name, comp in nlp.pipeline:
             model = getattr(comp, "model", None)
@@ -428,118 +365,72 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
             for node in model.walk():
                 if isinstance(node, SpanBertListener) and node.upstream_name not in ["*"] + encoders:
                     raise ValueError(
-                        f"{name}: its SpanBertListener listens to "
-                        f"'{node.upstream_name}', but the pipeline has no 'spanbert' "
-                        f"component of that name (spanbert components: {encoders}). "
-                        f"Set the listener's upstream (e.g. components.{name}.model."
-                        f"tok2vec.upstream) to one of them, or to \"*\"."
+                        Errors.E018.format(head=name, upstream=node.upstream_name, encoders=encoders)
                     )
+        for node in token_vector_listeners(self.model):
+            feeders = [
+                n for n in before if any(node in group for group in (getattr(nlp.get_pipe(n), "listener_map", None) or {}).values())
+            ]
+            if not feeders:
+                raise ValueError(
+                    Errors.E012.format(name=self.name, pipeline=names, hint=self._listener_hint(nlp, node))
+                )
+        assigned = set()
+        for name in before:
+            assigned.update(nlp.get_pipe_meta(name).assigns)
+        for req in getattr(self.suggester, "requires", None) or []:
+            if not (_REQUIREMENT_ASSIGNS.get(req, {req}) & assigned):
+                hint = _REQUIREMENT_HINTS.get(req, f"a component that sets {req}")
+                raise ValueError(Errors.E013.format(name=self.name, requirement=req, pipeline=names, hint=hint))
 
-    def _wordpiece_limits(self) -> List[Tuple[int, int]]:
-        """RETURNS (List[Tuple[int, int]]): For each upstream transformer, the
-        most wordpieces its tokenizer lets through per window
-        (`model_max_length`) and the model's `max_position_embeddings`."""
-        limits = []
-        for comp in self.find_upstream_components():
-            # None unless comp is a loaded spacy-transformers component.
+    def _listener_hint(self, nlp: Language, node: Model) -> str:
+        """How to connect the token-vector listener `node`: name the right
+        listener when the pipeline has the other kind of upstream component."""
+        from spacy.pipeline.tok2vec import Tok2VecListener
+
+        factories = {name: nlp.get_pipe_meta(name).factory for name in nlp.pipe_names}
+        tok2vecs = [n for n, f in factories.items() if f == "tok2vec"]
+        transformers = [n for n, f in factories.items() if f == "transformer"]
+        path = f"components.{self.name}.model.tok2vec"
+        if tok2vecs and not isinstance(node, Tok2VecListener):
+            return (
+                f"The pipeline has a 'tok2vec' component ('{tok2vecs[0]}'), but '{self.name}' "
+                f"listens with {node.name}, which only a 'transformer' feeds. Set {path} to "
+                f'@architectures = "spacy.Tok2VecListener.v1", width = ${{components.'
+                f'{tok2vecs[0]}.model.encode.width}}, upstream = "{tok2vecs[0]}" (see '
+                f"configs/tok2vec_ner.cfg)."
+            )
+        if transformers and isinstance(node, Tok2VecListener):
+            return (
+                f"The pipeline has a 'transformer' component ('{transformers[0]}'), but "
+                f"'{self.name}' listens with a Tok2VecListener. Set {path} to "
+                f'@architectures = "spacy-transformers.TransformerListener.v1", '
+                f'upstream = "{transformers[0]}", with a pooling layer.'
+            )
+        return (
+            f"Add one first, e.g. nlp.add_pipe('transformer', before='{self.name}'), or "
+            f"give {path} a self-contained layer such as spacy.Tok2Vec.v2."
+        )
+
+    def _check_suggester(self, docs: List[Doc]) -> None:
+        """Raise if the suggester finds no candidates in any sample doc."""
+        docs = [doc for doc in docs if len(doc)]
+        if not docs or getattr(self.suggester, "requires", None) or isinstance(self.suggester, PresetSpansSuggester):
+            return  # candidates that depend on annotations set at run time
+        if int(self.suggester(docs, ops=self.model.ops).lengths.sum()) == 0:
+            raise ValueError(Errors.E014.format(name=self.name, n_docs=len(docs)))
+
+    def _check_wordpiece_limits(self) -> None:
+        """Warn when an upstream transformer would feed its model more
+        wordpieces than it has positions: spacy-transformers truncates windows
+        only to the tokenizer's `model_max_length`, so a longer window (a long
+        URL, a run of CJK or emoji) would make it fail at prediction time."""
+        for comp in self.upstream_components():
             model = getattr(comp, "model", None)
             max_length = getattr(getattr(model, "tokenizer", None), "model_max_length", None)
             config = getattr(getattr(model, "transformer", None), "config", None)
             positions = getattr(config, "max_position_embeddings", None)
-            if isinstance(max_length, int) and isinstance(positions, int):
-                limits.append((max_length, positions))
-        return limits
-
-    def _check_wordpiece_limits(self) -> None:
-        """Warn when the transformer would feed its model more wordpieces than
-        it has positions: spacy-transformers truncates windows only to the
-        tokenizer's `model_max_length`, so a longer window (a long URL, a run
-        of CJK or emoji) makes the transformer fail at prediction time."""
-        for max_length, positions in self._wordpiece_limits():
-            if max_length > positions:
+            if isinstance(max_length, int) and isinstance(positions, int) and max_length > positions:
                 shown = max_length if max_length < 10**9 else "unset"
-                warnings.warn(
-                    f"{self.name}: the upstream transformer's tokenizer has "
-                    f"model_max_length {shown}, but its model has only {positions} "
-                    f"positions, so a window of more than {positions} wordpieces "
-                    f"(e.g. a long URL) will crash the pipeline. Set "
-                    f"model_max_length = {positions} in [components.transformer."
-                    f"model.tokenizer_config] so that spacy-transformers truncates "
-                    f"such windows.",
-                    UserWarning,
-                )
+                warnings.warn(Warnings.W002.format(name=self.name, shown=shown, positions=positions), UserWarning)
                 return
-
-    def _check_suggester(self, docs: List[Doc]) -> None:
-        docs = [doc for doc in docs if len(doc)]
-        if not docs or getattr(self.suggester, "requires", None):
-            return
-        if isinstance(self.suggester, PresetSpansSuggester):
-            return  # the spans are set by the user or an earlier component at run time
-        found = self.suggester(docs, ops=self.model.ops)
-        if int(found.lengths.sum()) == 0:
-            raise ValueError(
-                f"{self.name}: the suggester found no candidate spans in any of the "
-                f"{len(docs)} sample docs, so every head would see nothing. Check "
-                f"the suggester's settings (e.g. min_size/max_size or its spans key)."
-            )
-
-    def _check_upstream(self, docs: List[Doc]) -> None:
-        from spacy_transformers.layers import TransformerListener
-
-        if not Doc.has_extension("trf_data"):
-            return
-        if not any(isinstance(n, TransformerListener) for n in self.model.walk()):
-            return
-        for doc in docs:
-            if len(doc) and doc._.trf_data is None:
-                raise ValueError(
-                    f"{self.name}: the doc has no transformer output "
-                    f"(doc._.trf_data). Run a 'transformer' component before "
-                    f"'{self.name}' and don't disable it."
-                )
-        if not self._warned_truncation:
-            self._check_truncation(docs)
-
-    def _cached_truncation_limit(self) -> Optional[int]:
-        """The smallest `model_max_length` of the upstream transformers, looked
-        up again only when the pipeline's components change: finding them
-        walks the pipeline's listener maps, which cost about as much as the
-        rest of the check on every batch. (Only this advisory warning reads
-        the cache: a `model_max_length` changed in place is not seen.)"""
-        ref = _PIPELINES.get(self)
-        nlp = ref() if ref is not None else None
-        key = tuple(id(comp) for _, comp in nlp.pipeline) if nlp is not None else None
-        if key is None or key != self._truncation_limit_for:
-            limits = [max_length for max_length, _ in self._wordpiece_limits()]
-            self._truncation_limit = min(limits) if limits else None
-            self._truncation_limit_for = key
-        return self._truncation_limit
-
-    def _check_truncation(self, docs: List[Doc]) -> None:
-        """Warn once when a transformer window reached the tokenizer's
-        `model_max_length`: spacy-transformers then silently drops the
-        wordpieces past the limit, and the tokens they covered get zero vectors."""
-        limit = self._cached_truncation_limit()
-        if limit is None:
-            return
-        for doc in docs:
-            wordpieces = getattr(doc._.trf_data, "wordpieces", None)
-            mask = getattr(wordpieces, "attention_mask", None)
-            # Padded to the longest window, so a narrower mask cannot reach it.
-            if mask is None or mask.size == 0 or mask.shape[-1] < limit:
-                continue
-            if int(mask.sum(axis=1).max()) < limit:
-                continue
-            self._warned_truncation = True
-            warnings.warn(
-                f"{self.name}: a transformer window reached the tokenizer's limit "
-                f"of {limit} wordpieces (model_max_length), so spacy-transformers "
-                f"dropped the wordpieces past it: the tokens they covered get zero "
-                f"token vectors, and the spans over them carry no information "
-                f"(doc: {doc.text[:40]!r}). Use a smaller window in [components."
-                f"transformer.model.get_spans], or shorten very long tokens such as "
-                f"URLs. This warning is shown once.",
-                UserWarning,
-            )
-            return

@@ -10,7 +10,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
-from spacy.errors import Errors
+from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.scorer import Scorer, get_ner_prf
@@ -18,13 +18,13 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Dropout, LayerNorm, Linear, Maxout, Model, Optimizer, chain, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ragged
 
+from .errors import Errors, Warnings, check_key
 from .layers.listener import SpanBertListener
-from .layers.span_classifier import span_classifier
+from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
 from .suggesters import PresetSpansSuggester
-from .util import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale, use_torch_gemm
 
 DEFAULT_NER_MODEL_CONFIG = """
 [model]
@@ -40,43 +40,6 @@ upstream = "*"
 DEFAULT_NER_MODEL = Config().from_str(DEFAULT_NER_MODEL_CONFIG)["model"]
 
 PredictionsT = Tuple[Ragged, Floats2d]
-
-
-@registry.architectures("spacy-spanbert.SpanClassifier.v1")
-def build_span_classifier(
-    tok2vec: Optional[Model] = None,
-    hidden_width: int = 64,
-    dropout: float = 0.1,
-    nO: Optional[int] = None,
-) -> Model[List[Doc], PredictionsT]:
-    """Score every candidate span of the span encoder: a Maxout layer (with
-    layer normalization) then a linear layer to one logit per class.
-
-    The classes are the component's labels in order, then "no entity" as the
-    LAST column.
-
-    tok2vec (Optional[Model[List[Doc], SpanBatch]]): Candidate spans and their
-        vectors; None (default) for a `SpanBertListener` of any `spanbert`.
-    hidden_width (int): Width of the hidden layer.
-    dropout (float): Dropout rate of the hidden layer, in [0, 1).
-    nO (Optional[int]): Number of classes (labels + 1); None to set it at
-        initialization.
-    RETURNS (Model[List[Doc], Tuple[Ragged, Floats2d]]): Candidate offsets and
-        their logits.
-    """
-    where = "spacy-spanbert.SpanClassifier.v1"
-    if not isinstance(hidden_width, int) or hidden_width <= 0:
-        raise ValueError(f"{where}: hidden_width must be a positive integer, got {hidden_width!r}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{where}: dropout must be in [0, 1), got {dropout!r}.")
-    if tok2vec is None:
-        tok2vec = SpanBertListener(upstream_name="*")
-    hidden = Maxout(nO=hidden_width, nP=2)
-    output = Linear(nO=nO, nI=hidden_width)
-    scorer = use_torch_gemm(chain(hidden, LayerNorm(nI=hidden_width), Dropout(dropout), output))
-    scorer.set_ref("input", hidden)
-    scorer.set_ref("output", output)
-    return span_classifier(tok2vec, scorer, nO=nO)
 
 
 @registry.scorers("spacy-spanbert.ner_scorer.v1")
@@ -214,14 +177,11 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         learn_rate_scale (float): Multiplier of the optimizer's learning rate
             for this component's weights.
         """
-        if not isinstance(spans_key, str) or not spans_key:
-            raise ValueError(f"{name}: spans_key must be a non-empty string, got {spans_key!r}.")
+        check_key(name, "spans_key", spans_key)
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"{name}: threshold must be in [0, 1], got {threshold!r}.")
+            raise ValueError(Errors.E006.format(name=name, value=threshold))
         if negative_weight < 0.0:
-            raise ValueError(
-                f"{name}: negative_weight must be non-negative, got {negative_weight!r}."
-            )
+            raise ValueError(Errors.E007.format(name=name, value=negative_weight))
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -263,16 +223,11 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         RETURNS (int): 1 if the label was added, 0 if it was already there.
         """
         if not isinstance(label, str) or not label:
-            raise ValueError(f"{self.name}: labels must be non-empty strings, got {label!r}.")
+            raise ValueError(Errors.E031.format(name=self.name, label=label))
         if label in self.labels:
             return 0
         if self.is_initialized:
-            raise ValueError(
-                f"{self.name}: cannot add the label '{label}' after the component "
-                f"is initialized (its output layer has {len(self.labels)} labels + "
-                f"'no entity'). Give all labels before nlp.initialize(), e.g. in "
-                f"[initialize.components.{self.name}.labels]."
-            )
+            raise ValueError(Errors.E032.format(name=self.name, label=label, n_labels=len(self.labels)))
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
         return 1
@@ -471,11 +426,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
             for label in sorted(found):
                 self.add_label(label)
         if not self.labels:
-            raise ValueError(
-                f"{self.name}: no labels. Give gold entities in the examples "
-                f"(doc.ents, or doc.spans['{self.spans_key}']), or pass labels in "
-                f"[initialize.components.{self.name}.labels] or the 'labels' setting."
-            )
+            raise ValueError(Errors.E033.format(name=self.name, key=self.spans_key))
         self.model.set_dim("nO", len(self.labels) + 1)
         self.model.initialize()
         if nlp is not None:
@@ -504,12 +455,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         if not listeners or self._find_encoder(nlp) is not None:
             return
         raise ValueError(
-            f"{self.name}: no 'spanbert' component before '{self.name}' sends it "
-            f"span vectors (its listener's upstream is "
-            f"'{listeners[0].upstream_name}'; pipeline: {nlp.pipe_names}). Add one "
-            f"first, e.g. nlp.add_pipe('spanbert', before='{self.name}'), or set "
-            f"components.{self.name}.model.tok2vec.upstream to the name of a "
-            f"'spanbert' component before it (or \"*\")."
+            Errors.E030.format(name=self.name, upstream=listeners[0].upstream_name, pipeline=nlp.pipe_names)
         )
 
     def _check_suggester(self, nlp: Language, get_examples: Callable) -> None:
@@ -539,17 +485,11 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
                     missed += 1
                     longest = max(longest, len(span))
         if missed:
-            max_size = getattr(suggester, "max_size", None)
             warnings.warn(
-                f"{self.name}: {missed} of {total} gold entities in the training "
-                f"examples are not among the candidate spans of '{up_name}' "
-                f"(longest missed: {longest} tokens; suggester max_size: "
-                f"{max_size}), so they can never be predicted. Raise the "
-                f"suggester's max_size (components.{up_name}.model.suggester."
-                f"max_size) or use a suggester that proposes them.",
+                Warnings.W001.format(name=self.name, missed=missed, total=total, encoder=up_name, longest=longest),
                 UserWarning,
             )
 
     def _check_initialized(self) -> None:
         if not self.is_initialized:
-            raise ValueError(Errors.E109.format(name=self.name) + " Call nlp.initialize() first.")
+            raise ValueError(SpacyErrors.E109.format(name=self.name) + " Call nlp.initialize() first.")

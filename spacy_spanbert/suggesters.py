@@ -6,12 +6,9 @@ ragged array's `dataXd` holds int32 `[start, end)` token offsets of shape
 of spans of each doc. Within a doc the spans are unique and sorted by
 `(start, end)`.
 
-Every suggester built here carries two attributes the encoder reads:
-
-* `max_size` (Optional[int]): the widest span it can suggest, or None when
-  there is no fixed bound (noun chunks, sentences, entities, patterns).
-* `requires` (List[str]): the pipeline annotations it needs, in spaCy's
-  `"token.dep"` / `"doc.ents"` notation (empty when it needs none).
+Every suggester built here carries a `requires` attribute (List[str]): the
+pipeline annotations it needs, in spaCy's `"token.dep"` / `"doc.ents"`
+notation (empty when it needs none); `spanbert` checks them at `initialize`.
 """
 import copy
 import functools
@@ -77,33 +74,16 @@ def _canonical(data, doc_ids, n_docs: int, ops: Ops) -> Ragged:
         return _empty(ops, n_docs)
     data = data.astype("i", copy=False)
     doc_ids = doc_ids.astype("i", copy=False)
-    if not _is_canonical(data, doc_ids, xp):
-        # lexsort sorts by the last key first: doc, then start, then end.
-        keys = xp.stack([data[:, 1], data[:, 0], doc_ids])
-        order = xp.lexsort(keys)
-        data = data[order]
-        doc_ids = doc_ids[order]
-        full = xp.concatenate([doc_ids[:, None], data], axis=1)
-        changed = (full[1:] != full[:-1]).any(axis=1)
-        keep = xp.concatenate([xp.ones((1,), dtype=bool), changed])
-        data = data[keep]
-        doc_ids = doc_ids[keep]
+    # lexsort sorts by the last key first: doc, then start, then end.
+    order = xp.lexsort(xp.stack([data[:, 1], data[:, 0], doc_ids]))
+    data = data[order]
+    doc_ids = doc_ids[order]
+    full = xp.concatenate([doc_ids[:, None], data], axis=1)
+    keep = xp.concatenate([xp.ones((1,), dtype=bool), (full[1:] != full[:-1]).any(axis=1)])
+    data = data[keep]
+    doc_ids = doc_ids[keep]
     lengths = xp.bincount(doc_ids, minlength=n_docs)
     return Ragged(ops.asarray2i(xp.ascontiguousarray(data)), ops.asarray1i(lengths))
-
-
-def _is_canonical(data, doc_ids, xp) -> bool:
-    """Whether the rows are already sorted by (doc, start, end) with no
-    duplicates (what the n-gram suggester returns): a few vectorized
-    comparisons instead of a sort."""
-    if data.shape[0] < 2:
-        return True
-    later_doc = doc_ids[1:] > doc_ids[:-1]
-    same_doc = doc_ids[1:] == doc_ids[:-1]
-    d_start = data[1:, 0] - data[:-1, 0]
-    d_end = data[1:, 1] - data[:-1, 1]
-    after = (d_start > 0) | ((d_start == 0) & (d_end > 0))
-    return bool(xp.all(later_doc | (same_doc & after)))
 
 
 def _as_rows(ragged: Ragged, ops: Ops, where: str) -> Tuple[Any, numpy.ndarray]:
@@ -164,21 +144,6 @@ def _ops(ops: Optional[Ops]) -> Ops:
     return ops if ops is not None else get_current_ops()
 
 
-def _child_max_size(suggester: Any) -> Optional[int]:
-    """The widest span a suggester can return, if it says so. Reads the
-    `max_size` attribute, or the sizes of spaCy's own n-gram suggester."""
-    max_size = getattr(suggester, "max_size", None)
-    if max_size is not None:
-        return int(max_size)
-    if isinstance(suggester, functools.partial):
-        from spacy.pipeline.spancat import ngram_suggester
-
-        sizes = suggester.keywords.get("sizes")
-        if suggester.func is ngram_suggester and sizes:
-            return int(max(sizes))
-    return None
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
 
@@ -191,29 +156,12 @@ def _is_int(value: Any) -> bool:
 class NgramSuggester:
     """All spans of `min_size` to `max_size` tokens."""
 
-    requires: List[str]
-
-    # Docs up to this many tokens reuse the rows computed for their length
-    # (at most about 2 MB in all with max_size 8).
-    CACHE_MAX_TOKENS = 256
-
     def __init__(self, min_size: int = 1, max_size: int = 8) -> None:
         self.min_size = int(min_size)
         self.max_size = int(max_size)
-        self.requires = []
-        self._cache: Dict[int, numpy.ndarray] = {}
+        self.requires: List[str] = []
 
     def _rows(self, n: int, xp) -> Any:
-        if xp is not numpy or n > self.CACHE_MAX_TOKENS:
-            return self._make_rows(n, xp)
-        rows = self._cache.get(n)
-        if rows is None:
-            rows = self._make_rows(n, numpy)
-            rows.flags.writeable = False
-            self._cache[n] = rows
-        return rows
-
-    def _make_rows(self, n: int, xp) -> Any:
         sizes = xp.arange(self.min_size, min(self.max_size, n) + 1, dtype="i")
         starts = xp.arange(n, dtype="i")[:, None]
         ends = starts + sizes[None, :]
@@ -248,7 +196,6 @@ class NounChunkSuggester:
     """One span per noun chunk (`doc.noun_chunks`)."""
 
     def __init__(self) -> None:
-        self.max_size: Optional[int] = None
         self.requires = ["token.dep"]
 
     def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
@@ -286,7 +233,6 @@ class SentenceSuggester:
     """One span per sentence (`doc.sents`)."""
 
     def __init__(self) -> None:
-        self.max_size: Optional[int] = None
         self.requires = ["token.is_sent_start"]
 
     def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
@@ -335,7 +281,6 @@ class EntitySuggester:
     def __init__(self, labels: Optional[List[str]] = None) -> None:
         self.labels: Optional[List[str]] = list(labels) if labels is not None else None
         self._label_set = frozenset(self.labels) if self.labels is not None else None
-        self.max_size: Optional[int] = None
         self.requires = ["doc.ents"]
 
     def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
@@ -365,7 +310,6 @@ class PatternSuggester:
 
     def __init__(self, patterns: List[List[Dict[str, Any]]]) -> None:
         self.patterns = copy.deepcopy(list(patterns))
-        self.max_size: Optional[int] = None
         self.requires: List[str] = []
         # id(vocab) -> (vocab, matcher); holding the vocab keeps the id valid.
         self._matchers: Dict[int, Tuple[Vocab, Matcher]] = {}
@@ -415,10 +359,6 @@ class MergedSuggester:
 
     def __init__(self, suggesters: List[Any]) -> None:
         self.suggesters = list(suggesters)
-        sizes = [_child_max_size(child) for child in self.suggesters]
-        self.max_size: Optional[int] = (
-            max(sizes) if sizes and all(size is not None for size in sizes) else None  # type: ignore
-        )
         requires: List[str] = []
         for child in self.suggesters:
             requires.extend(getattr(child, "requires", None) or [])
@@ -459,9 +399,7 @@ def build_ngram_suggester(min_size: int = 1, max_size: int = 8) -> Suggester:
     """Suggest every span of `min_size` to `max_size` tokens.
 
     min_size (int): The fewest tokens in a span; at least 1.
-    max_size (int): The most tokens in a span; at least `min_size`. The
-        returned suggester's `max_size` attribute tells the encoder the
-        widest candidate.
+    max_size (int): The most tokens in a span; at least `min_size`.
     RETURNS (Suggester): The suggester.
     """
     if not (_is_int(min_size) and _is_int(max_size)) or min_size < 1 or max_size < min_size:
@@ -573,9 +511,8 @@ def build_merged_suggester(
 
     suggesters (Union[List[Suggester], Dict[str, Any]]): The suggesters to
         merge, at least one; a list, or the dict a config section gives.
-    RETURNS (Suggester): The suggester. Its `max_size` is the largest of the
-        children's if every child has one, else None; its `requires` is the
-        union of the children's.
+    RETURNS (Suggester): The suggester; its `requires` is the union of the
+        children's.
     """
     children = _merge_children(suggesters)
     if not children:
@@ -623,7 +560,6 @@ class PresetSpansSuggester:
     def __init__(self, spans_key: str):
         self.spans_key = spans_key
         self.requires: List[str] = []
-        self.max_size = None
 
     def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
         pairs_per_doc = []

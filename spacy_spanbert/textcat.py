@@ -17,22 +17,14 @@ from spacy.pipeline.textcat_multilabel import (
     textcat_multilabel_score,
 )
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, chain
 from thinc.types import Floats2d, Ragged
 
-from .layers.activation import cross_entropy_activation
-from .layers.label_attention import (
-    attention_weights,
-    grow_labels,
-    label_attention,
-    predict_with_weights,
-)
+from .errors import Errors, check_positive
+from .layers.label_attention import attention_weights, predict_with_weights
 from .layers.listener import SpanBertListener
-from .util import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale, check_positive
-
-WHERE = "spacy-spanbert.SpanAttentionTextCat.v1"
+from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
 
 DEFAULT_TEXTCAT_MODEL_CONFIG = """
 [model]
@@ -68,102 +60,6 @@ TEXTCAT_SCORE_WEIGHTS = {
 # The scores, the [start, end) rows of the candidate spans (one length per
 # doc) and one row of label weights per span.
 EvidenceT = Tuple[Floats2d, Ragged, Floats2d]
-
-
-@registry.architectures("spacy-spanbert.SpanAttentionTextCat.v1")
-def build_span_attention_textcat(
-    exclusive_classes: bool,
-    tok2vec: Optional[Model] = None,
-    nO: Optional[int] = None,
-    dropout: float = 0.1,
-) -> Model[List[Doc], Floats2d]:
-    """Classify docs by letting each label attend over the doc's candidate
-    spans, plus a linear term on the whole-doc vector.
-
-    exclusive_classes (bool): Softmax over the labels (for `textcat`) if True,
-        an independent sigmoid per label (for `textcat_multilabel`) if False.
-        Either way it is trained with cross-entropy: the gradient the text
-        classifier hands back (`scores - truths`) goes to the logits unchanged.
-    tok2vec (Optional[Model]): The span vectors, usually
-        `spacy-spanbert.SpanBertListener.v1`; None (default) listens to any
-        `spanbert` component.
-    nO (Optional[int]): Number of labels; None to infer it from the data.
-    dropout (float): Dropout rate on the span and doc vectors, in [0, 1).
-    RETURNS (Model[List[Doc], Floats2d]): One row of label scores per doc.
-    """
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{WHERE}: dropout must be in [0, 1), got {dropout!r}.")
-    if tok2vec is None:
-        tok2vec = SpanBertListener(upstream_name="*")
-    attention = label_attention(nO=nO, dropout=dropout)
-    activation = cross_entropy_activation(exclusive_classes)
-    model = chain(tok2vec, attention, activation)
-    model.init = _init_textcat  # type: ignore[assignment]
-    if nO is not None:
-        model.set_dim("nO", nO)
-    model.set_ref("tok2vec", tok2vec)
-    model.set_ref("label_attention", attention)
-    model.set_ref("activation", activation)
-    model.attrs["multi_label"] = not exclusive_classes
-    model.attrs["resize_output"] = resize_output
-    return model
-
-
-def _init_textcat(model: Model, X=None, Y=None) -> None:
-    # spaCy initializes textcat with `reference` docs, which the span encoder
-    # has not annotated: the width comes from the listener, not from X.
-    tok2vec = model.get_ref("tok2vec")
-    attention = model.get_ref("label_attention")
-    if attention.has_dim("nI") is None:
-        if tok2vec.has_dim("nO") is not True:
-            raise ValueError(
-                f"{WHERE}: the width of the span vectors is unknown. Add the "
-                f"'spanbert' component before the text classifier and initialize "
-                f"the whole pipeline with nlp.initialize(), or set 'width' on the "
-                f"SpanBertListener."
-            )
-        attention.set_dim("nI", tok2vec.get_dim("nO"))
-    if Y is not None and attention.has_dim("nO") is None:
-        attention.set_dim("nO", Y.shape[1])
-    if attention.has_dim("nO") is None:
-        raise ValueError(
-            f"{WHERE}: the number of labels is unknown. Add labels to the text "
-            f"classifier, or pass examples with cats to nlp.initialize()."
-        )
-    attention.initialize()
-    if model.has_dim("nO") is None:
-        model.set_dim("nO", attention.get_dim("nO"))
-    if model.has_dim("nI") is None and tok2vec.has_dim("nI") is True:
-        model.set_dim("nI", tok2vec.get_dim("nI"))
-
-
-def resize_output(model: Model, new_nO: int) -> Model:
-    """Make room for labels added after the model was built; called by the
-    text classifiers' `add_label`.
-
-    model (Model): A `SpanAttentionTextCat` model.
-    new_nO (int): The new number of labels.
-    RETURNS (Model): The model, changed in place.
-    """
-    attention = model.get_ref("label_attention")
-    if attention.has_dim("nO") is None:
-        return model
-    if attention.get_dim("nO") == new_nO:
-        return model
-    if attention.get_dim("nO") > new_nO:
-        raise ValueError(
-            f"{WHERE}: cannot shrink the model from {attention.get_dim('nO')} to "
-            f"{new_nO} labels. Build a new model instead."
-        )
-    if not attention.has_param("Q"):
-        attention.set_dim("nO", new_nO, force=True)
-        model.set_dim("nO", new_nO, force=True)
-        return model
-    grown = grow_labels(attention, new_nO)
-    model.replace_node(attention, grown)
-    model.set_ref("label_attention", grown)
-    model.set_dim("nO", new_nO, force=True)
-    return model
 
 
 def span_attention_evidence(model: Model, docs: List[Doc]) -> Tuple[Ragged, Floats2d]:
@@ -341,17 +237,10 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
         """
         for ref in ("tok2vec", "label_attention", "activation"):
             if not model.has_ref(ref):
-                raise ValueError(
-                    f"{name}: the model must be a span-attention text classifier "
-                    f"such as {WHERE}, got the layer '{model.name}'. Use spaCy's "
-                    f"'textcat' or 'textcat_multilabel' factory for other models."
-                )
+                raise ValueError(Errors.E036.format(name=name, layer=model.name))
         if evidence_key is not None:
             if not isinstance(evidence_key, str) or not evidence_key:
-                raise ValueError(
-                    f"{name}: evidence_key must be a non-empty string, or null to "
-                    f"store no evidence, got {evidence_key!r}."
-                )
+                raise ValueError(Errors.E037.format(name=name, value=evidence_key))
             evidence_key = evidence_key.replace("{name}", name)
         check_positive(name, "evidence_top_k", evidence_top_k)
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
@@ -378,14 +267,10 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
             candidate spans, with one length per doc; and, from the same
             forward pass, one row of label weights per span.
         """
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            # As spaCy's textcat: no tokens in any doc gives zero scores.
-            ops = self.model.ops
-            n_labels = len(self.labels)
-            indices = Ragged(ops.alloc2i(0, 2), ops.alloc1i(len(docs)))
-            return ops.alloc2f(len(docs), n_labels), indices, ops.alloc2f(0, n_labels)
-        return predict_with_evidence(self.model, docs)
+        # Empty docs go through the model like any other: no spans and a zero
+        # doc vector leave the output bias, so an empty doc's cats do not
+        # depend on its batch and exclusive classes sum to 1.
+        return predict_with_evidence(self.model, list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], predictions: EvidenceT) -> None:
         """Set `doc.cats` and, unless `evidence_key` is None, the evidence
@@ -434,11 +319,7 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
     def _check_evidence_key(self, key: str) -> None:
         tok2vec = self.model.get_ref("tok2vec")
         if isinstance(tok2vec, SpanBertListener) and tok2vec.attrs.get("spans_key") == key:
-            raise ValueError(
-                f"{self.name}: evidence_key '{key}' is the span group the "
-                f"'spanbert' component writes its candidates to, and would "
-                f"overwrite them. Choose another evidence_key."
-            )
+            raise ValueError(Errors.E038.format(name=self.name, key=key))
 
 
 class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_TextCategorizer):

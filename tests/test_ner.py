@@ -315,9 +315,9 @@ def test_ner_scorer_registered():
 def test_ner_warns_about_unreachable_gold(nlp_factory):
     suggester = {"@misc": "spacy-spanbert.ngram_suggester.v1", "min_size": 1, "max_size": 1}
     nlp = _make(nlp_factory, {"model": {"suggester": suggester}})
-    with pytest.warns(UserWarning, match=r"spanbert_ner: 3 of 6 gold entities .*max_size") as record:
+    with pytest.warns(UserWarning, match=r"spanbert_ner: 3 of 6 gold spans .*max_size") as record:
         nlp.initialize(lambda: _flat_examples(nlp))
-    assert sum("gold entities" in str(w.message) for w in record) == 1
+    assert sum("gold spans" in str(w.message) for w in record) == 1
 
 
 def test_ner_no_warning_when_reachable(nlp_factory):
@@ -383,117 +383,3 @@ def test_ner_greedy_decode_matches_reference(nlp_factory, overwrite):
         expected = _greedy_reference(len(doc), [] if overwrite else list(doc.ents), spans, scores)
         ner._set_ents(doc, spans, scores)
         assert _ents(doc) == expected
-
-
-def _random_scorer(n_in=24, n_hidden=8, n_classes=5, seed=0):
-    from spacy_spanbert.ner import build_span_classifier
-
-    scorer = build_span_classifier(hidden_width=n_hidden, nO=n_classes).get_ref("scorer")
-    scorer.get_ref("input").set_dim("nI", n_in)
-    scorer.get_ref("output").set_dim("nO", n_classes)
-    scorer.initialize()
-    rng = numpy.random.default_rng(seed)
-    # LayerNorm starts at G = 1, b = 0: random values check every parameter's role
-    for node in scorer.walk():
-        for name in node.param_names:
-            shape = node.get_param(name).shape
-            node.set_param(name, rng.normal(size=shape).astype("float32"))
-    return scorer, rng
-
-
-@pytest.mark.parametrize("n_rows", [1, 2, 257])
-def test_fused_scores_match_the_thinc_layers(n_rows):
-    from spacy_spanbert.layers.span_classifier import fused_scores
-
-    scorer, rng = _random_scorer()
-    X = rng.normal(size=(n_rows, 24)).astype("float32")
-    fused = fused_scores(scorer, X)
-    assert fused is not None and fused.shape == (n_rows, 5) and fused.dtype == numpy.float32
-    assert_allclose(fused, scorer.predict(X), rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("n_rows", [33, 1100])
-@pytest.mark.parametrize("n_pieces", [1, 2, 3])
-def test_fused_scores_match_any_number_of_maxout_pieces(n_pieces, n_rows):
-    """The fused path takes the maximum over pieces as a strided axis, or on
-    large inputs over the pieces reordered into column blocks: any piece
-    count of a Maxout >> LayerNorm >> Dropout >> Linear scorer must give
-    thinc's values."""
-    from thinc.api import Dropout, LayerNorm, Linear, Maxout, chain
-
-    from spacy_spanbert.layers.span_classifier import fused_scores
-
-    scorer = chain(Maxout(nO=8, nI=24, nP=n_pieces), LayerNorm(nI=8), Dropout(0.1), Linear(nO=5, nI=8))
-    scorer.initialize()
-    rng = numpy.random.default_rng(n_pieces)
-    for node in scorer.walk():
-        for name in node.param_names:
-            node.set_param(name, rng.normal(size=node.get_param(name).shape).astype("float32"))
-    X = rng.normal(size=(n_rows, 24)).astype("float32")  # under and over PIECE_BLOCKS_MIN_ROWS
-    fused = fused_scores(scorer, X)
-    assert fused is not None
-    assert_allclose(fused, scorer.predict(X), rtol=1e-4, atol=1e-4)
-
-
-def test_fused_scores_fall_back_when_they_do_not_apply():
-    from thinc.api import Linear
-
-    from spacy_spanbert.layers.span_classifier import fused_scores
-
-    scorer, rng = _random_scorer()
-    X = rng.normal(size=(3, 24)).astype("float32")
-    assert fused_scores(scorer, X.astype("float64")) is None
-    read_only = X.copy()
-    read_only.flags.writeable = False
-    assert fused_scores(scorer, read_only) is None
-    other = Linear(nO=5, nI=24)
-    other.initialize()
-    assert fused_scores(other, X) is None
-
-
-def test_ner_predict_uses_the_fused_scores_and_matches_training_mode(trained_flat):
-    """A trained head's inference scores (fused path) equal those of the
-    thinc layers in a forward pass without dropout."""
-    from thinc.api import set_dropout_rate
-
-    from spacy_spanbert.layers import span_classifier as module
-
-    nlp, _ = trained_flat
-    ner = nlp.get_pipe("spanbert_ner")
-    docs = [nlp.make_doc(text) for text, _ in FLAT]
-    for _, proc in nlp.pipeline[:-1]:
-        docs = list(proc.pipe(docs))
-    calls = []
-    original = module.fused_scores
-    module.fused_scores = lambda *args: calls.append(1) or original(*args)
-    try:
-        _, predicted = ner.model.predict(docs)
-    finally:
-        module.fused_scores = original
-    assert calls
-    set_dropout_rate(ner.model, 0.0)
-    try:
-        (_, trained_path), _ = ner.model.begin_update(docs)
-    finally:
-        set_dropout_rate(ner.model, 0.1)
-    assert predicted.shape[0] > 0
-    assert_allclose(predicted, trained_path, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("how", ["disk", "bytes"])
-def test_loaded_pipeline_keeps_the_fused_scores(trained_flat, how, tmp_path):
-    """Loaded weights must stay usable by the fused path (writeable float32
-    arrays), or a shipped pipeline would silently take the slow one."""
-    from conftest import round_trip
-
-    from spacy_spanbert.layers.span_classifier import fused_scores
-
-    nlp, _ = trained_flat
-    loaded = round_trip(nlp, how, tmp_path)
-    scorer = loaded.get_pipe("spanbert_ner").model.get_ref("scorer")
-    X = numpy.random.default_rng(0).normal(size=(4, scorer.get_ref("input").get_dim("nI"))).astype("float32")
-    fused = fused_scores(scorer, X)
-    assert fused is not None
-    assert_allclose(fused, scorer.predict(X), rtol=1e-4, atol=1e-4)
-    text = FLAT[0][0]
-    assert _ents(loaded(text)) == _ents(nlp(text))

@@ -129,7 +129,6 @@ def test_suggesters_no_docs_shape(name):
 def test_suggesters_satisfy_protocol(name):
     suggester = ALL_SUGGESTERS[name]()
     assert isinstance(suggester, Suggester)
-    assert hasattr(suggester, "max_size")
     assert isinstance(suggester.requires, list)
 
 
@@ -216,7 +215,6 @@ def test_suggesters_noun_chunk_language_without_iterator():
 
 def test_suggesters_noun_chunk_requires_attribute():
     assert build_noun_chunk_suggester().requires == ["token.dep"]
-    assert build_noun_chunk_suggester().max_size is None
 
 
 @pytest.mark.parametrize(
@@ -341,12 +339,10 @@ def test_suggesters_merged_dedup_and_sort(en_vocab):
 
 def test_suggesters_merged_attributes():
     merged = build_merged_suggester([build_ngram_suggester(1, 3), build_ngram_suggester(2, 5)])
-    assert merged.max_size == 5
     assert merged.requires == []
     mixed = build_merged_suggester(
         [build_ngram_suggester(1, 3), build_entity_suggester(), build_noun_chunk_suggester(), build_entity_suggester()]
     )
-    assert mixed.max_size is None
     assert mixed.requires == ["doc.ents", "token.dep"]
 
 
@@ -362,7 +358,6 @@ def test_suggesters_merged_spacy_ngram_child(en_vocab):
     # spaCy orders by size first, so its rows are not sorted by start.
     assert rows(spacy_output) != sorted(rows(spacy_output))
     merged = build_merged_suggester([spacy_ngrams(1, 2), build_ngram_suggester(2, 3)])
-    assert merged.max_size == 3
     assert rows(merged([doc], ops=OPS)) == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
 
 
@@ -372,7 +367,6 @@ def test_suggesters_merged_spacy_preset_child(en_vocab):
     without_spans = make_doc(en_vocab, ["d"])
     without_spans.spans["sc"] = []
     merged = build_merged_suggester([spacy_preset("sc"), build_ngram_suggester(1, 1)])
-    assert merged.max_size is None
     output = merged([with_spans, without_spans], ops=OPS)
     assert_canonical(output, 2)
     assert rows(output) == [[0, 1], [1, 2], [1, 3], [2, 3], [0, 1]]
@@ -479,14 +473,12 @@ def test_suggesters_pickle(en_vocab, name):
     output = copy(docs, ops=OPS)
     assert rows(output) == rows(expected)
     assert lengths(output) == lengths(expected)
-    assert copy.max_size == suggester.max_size
     assert copy.requires == suggester.requires
 
 
 def test_suggesters_merged_config_resolves(en_vocab):
     resolved = registry.resolve(Config().from_str(MERGED_CONFIG))
     suggester = resolved["components"]["spanbert"]["suggester"]
-    assert suggester.max_size is None
     assert suggester.requires == ["doc.ents"]
     doc = make_doc(en_vocab, ["Angela", "Merkel", "visited", "New", "York", "City"], ents=["B-PER", "I-PER", "O", "B-GPE", "I-GPE", "I-GPE"])
     output = suggester([doc], ops=OPS)

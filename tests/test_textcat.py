@@ -110,7 +110,7 @@ def test_textcat_add_label_after_initialize(nlp_factory):
 
 
 def test_textcat_width_unknown_error(tiny_bert):
-    from spacy_spanbert.textcat import build_span_attention_textcat
+    from spacy_spanbert.architectures import build_span_attention_textcat
 
     model = build_span_attention_textcat(exclusive_classes=True, nO=2)
     with pytest.raises(ValueError, match="SpanAttentionTextCat.*width of the span vectors"):
@@ -155,16 +155,27 @@ def test_textcat_empty_and_tiny_docs(exclusive_trained, text):
     doc = nlp(text)
     assert set(doc.cats) == labels
     assert all(0.0 <= v <= 1.0 for v in doc.cats.values())
-    if text:
+    if text:  # spaCy's own textcat gives an empty doc alone all zeros
         assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_textcat_empty_doc_in_batch(exclusive_trained):
-    nlp, _ = exclusive_trained
+@pytest.mark.parametrize("factory", ["spanbert_textcat", "spanbert_textcat_multilabel"])
+def test_textcat_empty_doc_does_not_depend_on_its_batch(nlp_factory, factory):
+    """An empty doc's cats are the same alone, in a batch and in a batch of
+    empty docs; exclusive classes sum to 1."""
+    nlp = nlp_factory()
+    nlp.add_pipe(factory)
+    exclusive = factory == "spanbert_textcat"
+    nlp.initialize(lambda: _examples(nlp, EXCLUSIVE_DATA if exclusive else MULTI_DATA))
     docs = list(nlp.pipe(["", "Berlin", "Apple is a company in New York ."]))
-    alone = nlp("Apple is a company in New York .")
-    assert_allclose(list(docs[2].cats.values()), list(alone.cats.values()), atol=1e-5)
-    assert sum(docs[1].cats.values()) == pytest.approx(1.0, abs=1e-5)
+    alone = [nlp(""), nlp("Apple is a company in New York .")]
+    for doc, single in zip([docs[0], docs[2]], alone):
+        assert_allclose(list(doc.cats.values()), list(single.cats.values()), atol=1e-5)
+    all_empty = list(nlp.pipe(["", " ", ""]))
+    assert_allclose(list(all_empty[0].cats.values()), list(alone[0].cats.values()), atol=1e-5)
+    if exclusive:
+        assert sum(docs[0].cats.values()) == pytest.approx(1.0, abs=1e-5)
+        assert sum(alone[0].cats.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_textcat_multilabel_empty_and_tiny_docs(nlp_factory):
@@ -618,7 +629,7 @@ def test_textcat_activation_backprop_is_cross_entropy(exclusive):
 def test_textcat_model_trains_label_attention_with_cross_entropy(exclusive):
     """In the registered architecture, `scores - truths` reaches the label
     biases unchanged: the bias gradient is its column sum."""
-    from spacy_spanbert.textcat import build_span_attention_textcat
+    from spacy_spanbert.architectures import build_span_attention_textcat
 
     rng = numpy.random.default_rng(1)
     model = build_span_attention_textcat(exclusive, nO=3)

