@@ -89,3 +89,27 @@ def test_config_trains_and_loads(name, tiny_bert, tmp_path):
             assert len(evidence.attrs["weights"]) == len(evidence)
     meta = json.loads((output / "model-last" / "meta.json").read_text())
     assert meta["performance"], "spacy train recorded no dev scores"
+
+
+def test_config_tok2vec_ner_trains_without_a_transformer(tmp_path):
+    """The CPU-only config: spaCy's tok2vec feeds spanbert through a
+    Tok2VecListener; no transformer, nothing downloaded."""
+    from spacy.cli.train import train
+
+    corpus = write_corpus(tmp_path / "corpus.spacy")
+    output = tmp_path / "output"
+    overrides = {"paths.train": str(corpus), "paths.dev": str(corpus), "training.max_steps": 4,
+                 "training.eval_frequency": 2}
+    train(CONFIGS / "tok2vec_ner.cfg", output, overrides=overrides)
+    nlp = spacy.load(output / "model-last")
+    assert nlp.pipe_names == ["tok2vec", "spanbert", "spanbert_ner"]
+    doc = nlp("angela merkel visited paris .")
+    assert len(doc.spans["spanbert"]) > 0 and "spanbert_ner" in doc.spans
+
+
+def test_tok2vec_before_spanbert_with_a_transformer_listener_names_the_fix():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec")
+    nlp.add_pipe("spanbert")
+    with pytest.raises(ValueError, match=r"has a 'tok2vec' component \('tok2vec'\).*spacy.Tok2VecListener.v1"):
+        nlp.initialize()
