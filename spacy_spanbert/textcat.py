@@ -18,7 +18,7 @@ from spacy.pipeline.textcat_multilabel import (
 )
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, chain
+from thinc.api import Config, Model
 from thinc.types import Floats2d, Ragged
 
 from .errors import Errors, check_positive
