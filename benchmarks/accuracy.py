@@ -10,6 +10,7 @@ ner       configs/ner.cfg                     ner (TransitionBasedParser)
 nested    configs/nested_ner.cfg              spancat (SpanCategorizer, same n-gram sizes)
 textcat   configs/textcat.cfg                 textcat (TextCatEnsemble.v2 on the transformer)
 multilabel configs/textcat_multilabel.cfg     textcat_multilabel (TextCatEnsemble.v2)
+qa        configs/qa.cfg (spanbert_qa)        transformers (AutoModelForQuestionAnswering)
 
 Both systems are trained by spaCy's own training loop (`spacy train`) from a
 config written to DIR/<system>/config.cfg, with the same transformer, steps,
@@ -29,6 +30,18 @@ string otherwise. Settings of the spacy-spanbert components only reach the
 spacy-spanbert system; the budget options above (--steps, --lr, --batch-words,
 --seed, --encoder) always win. The settings are recorded in results.json.
 
+The qa task (`--train`/`--dev`/`--test`: SQuAD JSON or .spacy files from
+`python -m spacy_spanbert.convert squad`) trains both systems in one loop of
+its own on the same batches of `--batch-questions` questions, the same
+windows (384 pieces, stride 128), steps, optimizer settings and warmup_linear
+schedule: spanbert_qa through `nlp.update` with spaCy's Adam, the standard
+Hugging Face recipe (start/end head, n-best 20, answers of at most 30
+pieces) in plain torch with AdamW. The final model of each is scored; the
+no-answer threshold is chosen on dev (the official "best F1" threshold).
+Without `--test`, the dev docs are split in two halves: the threshold is
+chosen on the first, and the second is the held-out "test" split.
+results.json adds questions_per_second and the always-no-answer baseline.
+
 Each training doc is backpropagated in one piece. A training set with docs of
 8,000 tokens or more gets a warning before training starts; `--set
 corpora.train.max_length=2000` skips such docs in training for both systems.
@@ -42,6 +55,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy
 import srsly
 from spacy import util
 from spacy.scorer import Scorer
@@ -479,7 +493,7 @@ def plot(task: str, results: Dict[str, Any], path: Path) -> None:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("task", choices=sorted(TASKS) + ["qa"])
     parser.add_argument("--train", type=Path, required=True, help="training DocBin (.spacy)")
     parser.add_argument("--dev", type=Path, required=True, help="dev DocBin (.spacy)")
     parser.add_argument("--test", type=Path, default=None, help="optional test DocBin (.spacy)")
@@ -491,7 +505,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch-words", type=int, default=1000, help="padded batch size in words")
     parser.add_argument("--eval-frequency", type=int, default=0, help="default: steps / 10")
     parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--systems", nargs="+", choices=["spanbert", "spacy"], default=["spanbert", "spacy"])
+    parser.add_argument("--systems", nargs="+", choices=["spanbert", "spacy", "transformers"], default=None,
+                        help="default: spanbert spacy (qa: spanbert transformers)")
+    parser.add_argument("--batch-questions", type=int, default=16, help="qa: questions per training step")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="qa: no training; time the answering of both systems on the eval docs, side by side")
+    parser.add_argument("--eval-limit", type=int, default=0,
+                        help="qa: score only the first N docs (paragraphs) of --dev and --test (default: all)")
     parser.add_argument(
         "--spans-key", default=None, metavar="KEY",
         help=f"nested: the span group of the gold spans (default: {SPANS_KEY!r}, else the training docs' only span group)",
@@ -501,6 +521,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="change a setting of the task's config file (repeatable)",
     )
     args = parser.parse_args(argv)
+    if args.task == "qa":
+        return parse_qa_args(parser, args)
+    if args.systems is None:
+        args.systems = ["spanbert", "spacy"]
+    elif "transformers" in args.systems:
+        parser.error("--systems transformers is for the qa task only")
     args.overrides = {}
     for setting in args.settings:
         key, sep, value = setting.partition("=")
@@ -574,6 +600,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import spacy_spanbert  # noqa: F401
 
+    if args.task == "qa":
+        return main_qa(args)
+
     # the task config's own corpora.train.max_length, after any --set
     task_config = util.load_config(CONFIGS / TASKS[args.task]["config"], overrides=args.overrides, interpolate=False)
     warning = long_docs_warning(args.train, int(task_config["corpora"]["train"]["max_length"] or 0))
@@ -608,6 +637,403 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(table(args.task, results))
     plot(args.task, results, args.output / "learning_curve.png")
     print(f"\nwrote {args.output / 'results.json'} and {args.output / 'learning_curve.png'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# qa: spanbert_qa against the standard Hugging Face recipe
+
+QA_REPORT = ["qa_f1", "qa_exact", "qa_has_ans_f1", "qa_no_ans_acc"]
+QA_MAX_LENGTH = 384
+QA_STRIDE = 128
+QA_MAX_ANSWER = 30
+QA_N_BEST = 20
+
+
+def parse_qa_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Check the options of the qa task."""
+    if args.systems is None:
+        args.systems = ["spanbert", "transformers"]
+    elif "spacy" in args.systems:
+        parser.error("qa compares the systems spanbert and transformers")
+    if args.settings or args.spans_key is not None:
+        parser.error("--set and --spans-key are not used by the qa task")
+    args.overrides = {}
+    args.spans_key = SPANS_KEY
+    for option in ("train", "dev", "test"):
+        path = getattr(args, option)
+        if path is not None and not path.exists():
+            parser.error(f"--{option} {path} does not exist (SQuAD JSON or a .spacy file from "
+                         f"python -m spacy_spanbert.convert squad)")
+    if args.steps <= 0 or args.batch_questions <= 0:
+        parser.error("--steps and --batch-questions must be positive")
+    if looks_like_a_path(args.encoder) and not Path(args.encoder).expanduser().is_dir():
+        parser.error(f"--encoder {args.encoder}: no such folder")
+    return args
+
+
+def read_qa_docs(path: Path, nlp) -> List[Any]:
+    """Docs with doc._.questions and the gold group, from SQuAD JSON or .spacy."""
+    from spacy.tokens import DocBin
+
+    from spacy_spanbert.convert import QA_SPANS_KEY, read_squad
+
+    if path.suffix == ".json":
+        return read_squad(path, nlp, spans_key=QA_SPANS_KEY)[0]
+    return list(DocBin(store_user_data=True).from_disk(path).get_docs(nlp.vocab))
+
+
+def qa_items(docs) -> List[Dict[str, Any]]:
+    """One record per question: doc index, id, question, context, gold
+    answer texts and character spans."""
+    from spacy_spanbert.convert import QA_SPANS_KEY
+    from spacy_spanbert.qa import gold_answer_texts
+
+    items = []
+    for d, doc in enumerate(docs):
+        texts = gold_answer_texts(doc, QA_SPANS_KEY)
+        group = doc.spans[QA_SPANS_KEY] if QA_SPANS_KEY in doc.spans else []
+        spans: Dict[str, List[Any]] = {qid: [] for qid in texts}
+        raw = group.attrs.get("texts") if len(group) else None
+        for i, span in enumerate(group):
+            if span.label_ in spans:
+                # the original answer characters where the converter kept them
+                start = span.start_char
+                if raw is not None:
+                    found = doc.text.find(raw[i], span.start_char)
+                    start = found if found >= 0 and found < span.end_char else start
+                    spans[span.label_].append((start, start + len(raw[i])))
+                else:
+                    spans[span.label_].append((span.start_char, span.end_char))
+        for qid, question in doc._.questions.items():
+            items.append({"doc": d, "id": qid, "question": question, "context": doc.text,
+                          "gold": texts[qid], "spans": spans[qid]})
+    return items
+
+
+def qa_batches(n_items: int, batch_size: int, steps: int, seed: int) -> List[List[int]]:
+    """The training batches (question indices) both systems see, in order:
+    shuffled epochs of the training questions."""
+    import random
+
+    rng = random.Random(seed)
+    batches: List[List[int]] = []
+    order: List[int] = []
+    while len(batches) < steps:
+        if len(order) < batch_size:
+            fresh = list(range(n_items))
+            rng.shuffle(fresh)
+            order += fresh
+        batches.append(order[:batch_size])
+        order = order[batch_size:]
+    return batches
+
+
+def best_threshold(golds, margins, texts) -> float:
+    """The no-answer threshold with the best F1 (the official evaluation's
+    `find_best_thresh`): answer when margin > threshold."""
+    from spacy_spanbert.qa import score_answers
+
+    candidates = sorted({m for m in margins if m != float("-inf")})
+    options = [float("-inf")] + candidates
+    best, best_f1 = float("inf"), score_answers(golds, [""] * len(golds))["qa_f1"]
+    # answering the questions with margin > t for each t in turn
+    for t in options:
+        preds = [text if m > t else "" for text, m in zip(texts, margins)]
+        f1 = score_answers(golds, preds)["qa_f1"]
+        if f1 > best_f1:
+            best, best_f1 = t, f1
+    return best
+
+
+def qa_scores(items, margins, texts, threshold: float) -> Dict[str, Any]:
+    from spacy_spanbert.qa import score_answers
+
+    preds = [text if m > threshold else "" for text, m in zip(texts, margins)]
+    scores = score_answers([it["gold"] for it in items], preds)
+    # JSON has no infinities: -inf answers every question that has a candidate
+    scores["threshold"] = threshold if numpy.isfinite(threshold) else str(threshold)
+    scores["questions"] = len(items)
+    return scores
+
+
+def qa_optimizer_settings(args) -> Dict[str, Any]:
+    return {"initial_rate": args.lr, "warmup_steps": max(1, args.steps // 10), "total_steps": args.steps}
+
+
+def run_qa_spanbert(args, train_docs, train_items, batches, eval_sets) -> Dict[str, Any]:
+    """Train configs/qa.cfg's spanbert_qa through nlp.update, then answer."""
+    import spacy
+    from thinc.api import Adam, warmup_linear
+
+    from spacy_spanbert.qa import register_extensions
+
+    register_extensions()
+    lower = encoder_lowercase(args.encoder)
+    overrides = {"components.spanbert_qa.model.name": args.encoder,
+                 "components.spanbert_qa.model.do_lower_case": lower,
+                 "components.spanbert_qa.max_length": QA_MAX_LENGTH,
+                 "components.spanbert_qa.stride": QA_STRIDE,
+                 "components.spanbert_qa.max_answer_tokens": QA_MAX_ANSWER}
+    config = util.load_config(CONFIGS / "qa.cfg", overrides=overrides, interpolate=True)
+    nlp = util.load_model_from_config(config, auto_fill=True, validate=True)
+    qa = nlp.get_pipe("spanbert_qa")
+
+    def examples(indices):
+        by_doc: Dict[int, Dict[str, str]] = {}
+        for i in indices:
+            item = train_items[i]
+            by_doc.setdefault(item["doc"], {})[item["id"]] = item["question"]
+        egs = []
+        for d, questions in by_doc.items():
+            ref = train_docs[d].copy()
+            ref._.questions = questions
+            egs.append(Example(nlp.make_doc(ref.text), ref))
+        return egs
+
+    util.fix_random_seed(args.seed)
+    nlp.initialize(lambda: examples(batches[0] if batches else [0]))
+    optimizer = Adam(
+        learn_rate=warmup_linear(**qa_optimizer_settings(args)),
+        L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, beta1=0.9, beta2=0.999, eps=1e-8,
+    )
+    curve = []
+    start = time.perf_counter()
+    for step, indices in enumerate(batches, 1):
+        losses = nlp.update(examples(indices), sgd=optimizer)
+        optimizer.step_schedules()
+        if step <= 3 or step % max(1, args.steps // 20) == 0 or step == len(batches):
+            curve.append({"step": step, "loss": losses["spanbert_qa"],
+                          "seconds": round(time.perf_counter() - start, 1)})
+            print(f"spanbert step {step}: loss {losses['spanbert_qa']:.3f}", flush=True)
+    result: Dict[str, Any] = {"train_seconds": round(time.perf_counter() - start, 1), "curve": curve}
+    outputs = {}
+    for split, (docs, items) in eval_sets.items():
+        qa.cfg["threshold"] = float("-inf")  # keep every best span and its margin
+        fresh = []
+        for doc in docs:
+            new = nlp.make_doc(doc.text)
+            new._.questions = dict(doc._.questions)
+            fresh.append(new)
+        t0 = time.perf_counter()
+        answered = list(nlp.pipe(fresh, batch_size=8))
+        seconds = time.perf_counter() - t0
+        margins, texts = [], []
+        for item in items:
+            doc = answered[item["doc"]]
+            group = doc.spans["spanbert_qa"]
+            found = [k for k, span in enumerate(group) if span.label_ == item["id"]]
+            margins.append(float(group.attrs["scores"][found[0]]) if found else float("-inf"))
+            texts.append(group[found[0]].text if found else "")
+        outputs[split] = (margins, texts, seconds, sum(len(d) for d in docs))
+    return finish_qa_result(result, outputs, eval_sets)
+
+
+def run_qa_transformers(args, train_items, batches, eval_sets) -> Dict[str, Any]:
+    """The standard Hugging Face recipe in plain torch: AutoModelForQuestionAnswering
+    (a start/end head), 384-piece windows with stride 128, CLS for no answer
+    in training, n-best 20 starts x 20 ends, answers of at most 30 pieces,
+    min no-answer score over windows."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+    util.fix_random_seed(args.seed)
+    lower = encoder_lowercase(args.encoder)
+    kwargs = {} if lower is None else {"do_lower_case": lower}
+    tokenizer = AutoTokenizer.from_pretrained(args.encoder, use_fast=True, **kwargs)
+    model = AutoModelForQuestionAnswering.from_pretrained(args.encoder)
+    settings = qa_optimizer_settings(args)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, settings["warmup_steps"], settings["total_steps"])
+
+    def features(items):
+        enc = tokenizer([it["question"] for it in items], [it["context"] for it in items],
+                        truncation="only_second", max_length=QA_MAX_LENGTH, stride=QA_STRIDE,
+                        return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest",
+                        return_tensors="pt")
+        return enc
+
+    model.train()
+    curve = []
+    start = time.perf_counter()
+    for step, indices in enumerate(batches, 1):
+        items = [train_items[i] for i in indices]
+        enc = features(items)
+        starts, ends = [], []
+        for w, sample in enumerate(enc["overflow_to_sample_mapping"].tolist()):
+            seq = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w].tolist()
+            ctx = [i for i, s in enumerate(seq) if s == 1]
+            s_pos = e_pos = 0
+            spans = items[sample]["spans"]
+            if spans and ctx:
+                a, b = spans[0]
+                if offsets[ctx[0]][0] <= a and offsets[ctx[-1]][1] >= b:
+                    s_pos = next(i for i in ctx if offsets[i][1] > a)
+                    e_pos = [i for i in ctx if offsets[i][0] < b][-1]
+            starts.append(s_pos)
+            ends.append(e_pos)
+        inputs = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+        out = model(**inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        if step <= 3 or step % max(1, args.steps // 20) == 0 or step == len(batches):
+            curve.append({"step": step, "loss": out.loss.item(), "seconds": round(time.perf_counter() - start, 1)})
+            print(f"transformers step {step}: loss {out.loss.item():.3f}", flush=True)
+    result: Dict[str, Any] = {"train_seconds": round(time.perf_counter() - start, 1), "curve": curve}
+    model.eval()
+    outputs = {}
+    for split, (docs, items) in eval_sets.items():
+        t0 = time.perf_counter()
+        margins = [float("-inf")] * len(items)
+        nulls = [float("inf")] * len(items)
+        texts = [""] * len(items)
+        best = [float("-inf")] * len(items)
+        # questions in batches whose windows go through the model together,
+        # 16 windows at a time (spanbert_qa's batch_windows)
+        for q0 in range(0, len(items), 16):
+            chunk = items[q0 : q0 + 16]
+            enc = features(chunk)
+            inputs = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+            with torch.no_grad():
+                out_s, out_e = [], []
+                for w0 in range(0, inputs["input_ids"].shape[0], 16):
+                    out = model(**{k: v[w0 : w0 + 16] for k, v in inputs.items()})
+                    out_s.append(out.start_logits)
+                    out_e.append(out.end_logits)
+                start_logits = torch.cat(out_s).numpy()
+                end_logits = torch.cat(out_e).numpy()
+            for w, sample in enumerate(enc["overflow_to_sample_mapping"].tolist()):
+                q = q0 + sample
+                seq = enc.sequence_ids(w)
+                offsets = enc["offset_mapping"][w].tolist()
+                s_log, e_log = start_logits[w], end_logits[w]
+                nulls[q] = min(nulls[q], float(s_log[0] + e_log[0]))
+                top_s = numpy.argsort(s_log)[::-1][:QA_N_BEST]
+                top_e = numpy.argsort(e_log)[::-1][:QA_N_BEST]
+                for i in top_s:
+                    if seq[i] != 1:
+                        continue
+                    for j in top_e:
+                        if seq[j] != 1 or j < i or j - i + 1 > QA_MAX_ANSWER:
+                            continue
+                        score = float(s_log[i] + e_log[j])
+                        if score > best[q]:
+                            best[q] = score
+                            texts[q] = items[q]["context"][offsets[i][0] : offsets[j][1]]
+        seconds = time.perf_counter() - t0
+        margins = [b - n for b, n in zip(best, nulls)]
+        outputs[split] = (margins, texts, seconds, sum(len(d) for d in docs))
+    return finish_qa_result(result, outputs, eval_sets)
+
+
+def finish_qa_result(result, outputs, eval_sets) -> Dict[str, Any]:
+    """Choose the threshold on dev, score dev and test with it, and record
+    the answering speed on dev."""
+    margins, texts, seconds, n_words = outputs["dev"]
+    dev_items = eval_sets["dev"][1]
+    threshold = best_threshold([it["gold"] for it in dev_items], margins, texts)
+    for split, (m, t, s, w) in outputs.items():
+        result[split] = qa_scores(eval_sets[split][1], m, t, threshold)
+        result[split]["f1_at_threshold_0"] = qa_scores(eval_sets[split][1], m, t, 0.0)["qa_f1"]
+        # how well the best span matches when every question is answered
+        result[split]["has_ans_f1_answering_all"] = qa_scores(eval_sets[split][1], m, t, float("-inf"))["qa_has_ans_f1"]
+    n_questions = sum(len(items) for _, items in eval_sets.values())
+    total_seconds = sum(o[2] for o in outputs.values())
+    result["questions_per_second"] = n_questions / total_seconds if total_seconds else None
+    # words of context read per second: each question reads its whole context
+    n_words = sum(len(eval_sets[split][0][it["doc"]]) for split in eval_sets for it in eval_sets[split][1])
+    result["words_per_second"] = n_words / total_seconds if total_seconds else None
+    return result
+
+
+def qa_table(results: Dict[str, Any]) -> str:
+    systems = results["systems"]
+    splits = [s for s in ("dev", "test") if all(s in r for r in systems.values())]
+    head = ["system"] + [f"{split} {key}" for split in splits for key in QA_REPORT]
+    head += ["train s", "questions/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = dict(systems)
+    for name, res in rows.items():
+        row = [name] + [fmt(res[split].get(key)) for split in splits for key in QA_REPORT]
+        row += [f"{res['train_seconds']:.0f}", f"{res['questions_per_second']:.1f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    base = results.get("no_answer_baseline", {})
+    if base:
+        row = ["always no answer"] + [fmt(base[split].get(key)) for split in splits for key in QA_REPORT]
+        lines.append("| " + " | ".join(row + ["-", "-"]) + " |")
+    if set(systems) == {"spanbert", "transformers"}:
+        a, b = systems["spanbert"], systems["transformers"]
+        row = ["spanbert - transformers"]
+        for split in splits:
+            for key in QA_REPORT:
+                x, y = a[split].get(key), b[split].get(key)
+                row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")
+        row += [f"x{a['train_seconds'] / b['train_seconds']:.2f}" if b["train_seconds"] else "-",
+                f"x{a['questions_per_second'] / b['questions_per_second']:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main_qa(args: argparse.Namespace) -> int:
+    import spacy
+
+    from spacy_spanbert.qa import register_extensions, score_answers
+
+    register_extensions()
+    nlp = spacy.blank("en")
+    train_docs = read_qa_docs(args.train, nlp)
+    limit = args.eval_limit or None
+    dev_docs = read_qa_docs(args.dev, nlp)[:limit]
+    if args.test is not None:
+        test_docs = read_qa_docs(args.test, nlp)[:limit]
+        split_note = "threshold chosen on --dev, scored on --test"
+    else:
+        half = len(dev_docs) // 2
+        dev_docs, test_docs = dev_docs[:half], dev_docs[half:]
+        split_note = (f"--dev split: its first {half} docs choose the threshold (dev), "
+                      f"the other {len(test_docs)} are held out (test)")
+    train_items = qa_items(train_docs)
+    eval_sets = {"dev": (dev_docs, qa_items(dev_docs)), "test": (test_docs, qa_items(test_docs))}
+    batches = [] if args.speed_only else qa_batches(len(train_items), args.batch_questions, args.steps, args.seed)
+    args.output.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, Any] = {
+        "task": "qa",
+        "encoder": args.encoder,
+        "budget": {
+            "steps": args.steps,
+            "batch_questions": args.batch_questions,
+            "optimizer": "Adam (spanbert: thinc Adam.v1, transformers: torch AdamW), weight decay 0.01, grad_clip 1.0",
+            "learn_rate": {"schedule": "warmup_linear.v1", **qa_optimizer_settings(args)},
+            "windows": {"max_length": QA_MAX_LENGTH, "stride": QA_STRIDE, "max_answer_tokens": QA_MAX_ANSWER},
+            "seed": args.seed,
+            "selection": ("untrained models, speed only; " if args.speed_only else "final model; ") + split_note,
+        },
+        "settings": {},
+        "data": {"train": str(args.train), "dev": str(args.dev), "test": str(args.test) if args.test else None,
+                 "eval_limit_docs": args.eval_limit or None,
+                 "questions": {"train": len(train_items), **{k: len(v[1]) for k, v in eval_sets.items()}}},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "systems": {},
+        "no_answer_baseline": {
+            split: score_answers([it["gold"] for it in items], [""] * len(items))
+            for split, (_, items) in eval_sets.items()
+        },
+    }
+    for system in args.systems:
+        print(f"\n== {system}: training {args.steps} steps", flush=True)
+        if system == "spanbert":
+            res = run_qa_spanbert(args, train_docs, train_items, batches, eval_sets)
+        else:
+            res = run_qa_transformers(args, train_items, batches, eval_sets)
+        results["systems"][system] = res
+        srsly.write_json(args.output / "results.json", results)
+    print(f"\n### qa ({encoder_label(args.encoder)}, {args.steps} steps, batch {args.batch_questions} questions)\n")
+    print(qa_table(results))
+    print(f"\nwrote {args.output / 'results.json'}")
     return 0
 
 

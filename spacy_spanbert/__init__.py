@@ -4,12 +4,13 @@ Importing the package registers its factories, architectures, suggesters and
 scorers; a packaged pipeline finds them through the entry points in
 pyproject.toml.
 """
-from . import _fork, architectures, callbacks, cleaner, encoder, ner, suggesters, textcat  # noqa: F401  (registration)
+from . import _fork, architectures, callbacks, cleaner, encoder, ner, qa, suggesters, textcat  # noqa: F401  (registration)
 from .cleaner import SpanBertCleaner
 from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
 from .layers.listener import SpanBertListener
 from .ner import SpanBertNER, make_spanbert_ner
+from .qa import SpanBertQA, make_spanbert_qa
 from .textcat import (
     SpanBertMultiLabelTextCategorizer,
     SpanBertTextCategorizer,
@@ -29,9 +30,11 @@ __all__ = [
     "SpanBertListener",
     "SpanBertMultiLabelTextCategorizer",
     "SpanBertNER",
+    "SpanBertQA",
     "SpanBertTextCategorizer",
     "make_spanbert",
     "make_spanbert_ner",
+    "make_spanbert_qa",
     "make_spanbert_textcat",
     "make_spanbert_textcat_multilabel",
     "span_attention_evidence",

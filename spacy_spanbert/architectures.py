@@ -2,20 +2,22 @@
 
 transformer / tok2vec -> `SpanEncoder` (component `spanbert`) -> `SpanBertListener`
 in each head -> `SpanClassifier` (`spanbert_ner`) or `SpanAttentionTextCat`
-(`textcat`, `textcat_multilabel`, `spanbert_textcat*`).
+(`textcat`, `textcat_multilabel`, `spanbert_textcat*`); and `QuestionAnswerer`
+(`spanbert_qa`), which owns its cross-encoder.
 """
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Dropout, LayerNorm, Linear, Maxout, Model, chain
-from thinc.types import Floats2d, Ragged
+from thinc.types import Floats1d, Floats2d, Ragged
 
 from .data_classes import SpanBatch
 from .errors import Errors, check_dropout, check_positive
 from .layers.activation import cross_entropy_activation
 from .layers.label_attention import label_attention, resize_output, textcat_init
 from .layers.listener import SpanBertListener, replace_listener
+from .layers.qa_model import QABatch, qa_model
 from .layers.span_classifier import span_classifier
 from .layers.span_encoder import span_encoder
 from .suggesters import build_ngram_suggester
@@ -150,3 +152,33 @@ def build_span_attention_textcat(
     model.attrs["multi_label"] = not exclusive_classes
     model.attrs["resize_output"] = resize_output
     return model
+
+
+@registry.architectures("spacy-spanbert.QuestionAnswerer.v1")
+def build_question_answerer(
+    name: str,
+    do_lower_case: Optional[bool] = None,
+    hidden_width: int = 128,
+    dropout: float = 0.1,
+    head_lr_scale: float = 5.0,
+) -> Model[QABatch, Tuple[Floats1d, Floats1d]]:
+    """A Hugging Face cross-encoder over `[CLS] question [SEP] context [SEP]`
+    windows with a span scorer (the span representation of its token states
+    and a linear layer) and a no-answer scorer (a linear layer on `[CLS]`).
+
+    name (str): A Hugging Face model name or folder (a pretrained folder
+        works); loaded at initialize and saved with the pipeline.
+    do_lower_case (Optional[bool]): Lowercase for the tokenizer; None keeps
+        the tokenizer config's (SpanBERT checkpoints ship none: set it).
+    hidden_width (int): Width of the span representation.
+    dropout (float): Dropout rate, in [0, 1).
+    head_lr_scale (float): Train the span and no-answer scorers at this
+        multiple of the optimizer's learning rate (the encoder keeps it).
+    RETURNS (Model[QABatch, Tuple[Floats1d, Floats1d]]): The model.
+    """
+    where = "spacy-spanbert.QuestionAnswerer.v1 (components.spanbert_qa.model)"
+    check_positive(where, "hidden_width", hidden_width)
+    check_dropout(where, dropout)
+    if isinstance(head_lr_scale, bool) or not isinstance(head_lr_scale, (int, float)) or head_lr_scale <= 0:
+        raise ValueError(Errors.E043.format(where=where, value=head_lr_scale))
+    return qa_model(name, do_lower_case=do_lower_case, hidden_width=hidden_width, dropout=dropout, head_lr_scale=head_lr_scale)

@@ -12,6 +12,7 @@ per-label counts). Every format also has a reader returning `List[Doc]`:
     read_prodigy(path, nlp_or_vocab)                 Prodigy-style JSONL
     read_trec(path, nlp_or_vocab, fine=False)        TREC question classes
     read_goemotions(path, nlp_or_vocab, labels=...)  GoEmotions .tsv
+    read_squad(path, nlp_or_vocab, spans_key=...)    SQuAD 1.1 / 2.0 JSON (questions + answers)
 
 `nlp_or_vocab` is a `Language`, a `Vocab` or a language code ("en").
 Malformed input raises `ConversionError` (a `ValueError`) whose message starts
@@ -24,7 +25,7 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -40,6 +41,9 @@ __all__ = [
     "read_prodigy",
     "read_trec",
     "read_goemotions",
+    "read_squad",
+    "SquadStats",
+    "QA_SPANS_KEY",
     "read_labels",
     "summarize",
     "format_summary",
@@ -47,13 +51,15 @@ __all__ = [
 ]
 
 DEFAULT_SPANS_KEY = "spanbert_ner"
-FORMATS = ("conll", "litbank", "prodigy", "trec", "goemotions")
+QA_SPANS_KEY = "spanbert_qa"
+FORMATS = ("conll", "litbank", "prodigy", "trec", "goemotions", "squad")
 DEFAULT_ENCODINGS = {
     "conll": "utf-8",
     "litbank": "utf-8",
     "prodigy": "utf-8",
     "trec": "iso-8859-1",
     "goemotions": "utf-8",
+    "squad": "utf-8",
 }
 PathLike = Union[str, Path]
 NlpOrVocab = Union[Language, Vocab, str]
@@ -696,6 +702,126 @@ def read_goemotions(
 
 
 # ---------------------------------------------------------------------------
+# squad
+
+
+class SquadStats(NamedTuple):
+    """What `read_squad` found: questions, the unanswerable ones among them,
+    gold answers, and the answers whose characters did not fall on spaCy
+    token boundaries (expanded to whole tokens)."""
+
+    questions: int
+    unanswerable: int
+    answers: int
+    expanded: int
+
+
+def read_squad(
+    path: PathLike,
+    nlp_or_vocab: NlpOrVocab = "en",
+    *,
+    spans_key: str = QA_SPANS_KEY,
+    limit: Optional[int] = None,
+    encoding: str = "utf-8",
+) -> Tuple[List[Doc], SquadStats]:
+    """Read SQuAD 1.1 or 2.0 JSON (`data` -> articles -> `paragraphs` ->
+    `context` + `qas`): one Doc per paragraph, the context tokenised with the
+    pipeline's tokenizer. `doc._.questions` is `{id: question}`; the gold
+    answers are `doc.spans[spans_key]`, one span per answer labelled with the
+    question id (aligned to tokens with `char_span(..., alignment_mode=
+    "expand")`), the original answer texts in the group's `attrs["texts"]`.
+    A question marked `is_impossible` (or with no answers) gets no span.
+    Save with `DocBin(store_user_data=True)` to keep the questions.
+
+    RETURNS (Tuple[List[Doc], SquadStats]): The docs and what was found.
+    """
+    _check_limit(limit)
+    nlp = _get_nlp(nlp_or_vocab)
+    if not Doc.has_extension("questions"):
+        Doc.set_extension("questions", default=None)
+    try:
+        with open(path, encoding=encoding) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ConversionError(f"{path}: cannot open: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{path}: cannot decode the file as {encoding}: {e.reason}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ConversionError(f"{path}: expected SQuAD JSON, an object with a 'data' list of articles")
+    docs: List[Doc] = []
+    n_questions = n_unanswerable = n_answers = n_expanded = 0
+    seen: set = set()
+    for a, article in enumerate(data["data"]):
+        for p, paragraph in enumerate(article.get("paragraphs", [])):
+            if limit is not None and len(docs) >= limit:
+                break
+            where = f"{path}: article {a}, paragraph {p}"
+            context = paragraph.get("context")
+            if not isinstance(context, str):
+                raise ConversionError(f"{where}: no 'context' string")
+            doc = nlp.make_doc(context)
+            questions: Dict[str, str] = {}
+            spans: List[Span] = []
+            texts: List[str] = []
+            for qa in paragraph.get("qas", []):
+                qid = qa.get("id")
+                if not isinstance(qid, str) or not qid:
+                    raise ConversionError(f"{where}: a question without a string 'id'")
+                if qid in seen:
+                    raise ConversionError(f"{where}: question {qid!r}: duplicate id")
+                seen.add(qid)
+                question = qa.get("question")
+                if not isinstance(question, str) or not question.strip():
+                    raise ConversionError(f"{where}: question {qid!r}: empty or missing 'question' text")
+                questions[qid] = question
+                n_questions += 1
+                answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                if not answers:
+                    n_unanswerable += 1
+                for answer in answers:
+                    text, start = answer.get("text"), answer.get("answer_start")
+                    if not isinstance(text, str) or not text or isinstance(start, bool) or not isinstance(start, int):
+                        raise ConversionError(
+                            f"{where}: question {qid!r}: an answer needs a non-empty 'text' and an "
+                            f"integer 'answer_start', got {answer!r}"
+                        )
+                    end = start + len(text)
+                    if context[start:end] != text:
+                        raise ConversionError(
+                            f"{where}: question {qid!r}: answer {text!r} does not match the context "
+                            f"at its answer_start {start} (found {context[start:end]!r})"
+                        )
+                    span = doc.char_span(start, end, label=qid)
+                    if span is None:
+                        span = doc.char_span(start, end, label=qid, alignment_mode="expand")
+                        n_expanded += 1
+                    if span is None or len(span) == 0:
+                        raise ConversionError(
+                            f"{where}: question {qid!r}: answer {text!r} at {start} covers no token"
+                        )
+                    spans.append(span)
+                    texts.append(text)
+                    n_answers += 1
+            doc._.questions = questions
+            group = SpanGroup(doc, name=spans_key, spans=spans)
+            group.attrs["texts"] = texts
+            doc.spans[spans_key] = group
+            docs.append(doc)
+    return docs, SquadStats(n_questions, n_unanswerable, n_answers, n_expanded)
+
+
+def format_squad_summary(docs: List[Doc], stats: SquadStats, output: str) -> str:
+    lines = [f"Wrote {_count(len(docs), 'doc')} ({_count(sum(len(d) for d in docs), 'token')}) to {output}"]
+    lines.append(
+        f"Questions: {stats.questions} ({stats.unanswerable} unanswerable); "
+        f"answers: {stats.answers}, {stats.expanded} of them expanded to token boundaries"
+    )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
 # summary and CLI
 
 
@@ -737,7 +863,7 @@ def _table(title: str, counts: Counter) -> List[str]:
 
 
 def format_summary(summary: Dict[str, object], output: str, spans_key: str) -> str:
-    lines = [f"Wrote {summary['docs']} docs ({summary['tokens']} tokens) to {output}"]
+    lines = [f"Wrote {_count(summary['docs'], 'doc')} ({_count(summary['tokens'], 'token')}) to {output}"]
     ents, spans, cats = summary["ents"], summary["spans"], summary["cats"]
     if ents or not (spans or cats):
         lines += _table(f"Entities (doc.ents): {sum(ents.values())}", ents)
@@ -751,11 +877,11 @@ def format_summary(summary: Dict[str, object], output: str, spans_key: str) -> s
     return "\n".join(lines)
 
 
-def _write(docs: List[Doc], output: str) -> None:
+def _write(docs: List[Doc], output: str, store_user_data: bool = False) -> None:
     out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        DocBin(docs=docs, store_user_data=False).to_disk(out)
+        DocBin(docs=docs, store_user_data=store_user_data).to_disk(out)
     except OSError as e:
         raise ConversionError(f"{output}: cannot write: {e.strerror or e}") from None
 
@@ -779,7 +905,9 @@ def make_parser() -> argparse.ArgumentParser:
             "litbank (folder of LitBank .tsv -> doc.spans[KEY] + doc.ents); "
             "prodigy (JSONL: spans -> doc.ents, label+answer, options+accept or cats -> doc.cats); "
             "trec (ISO-8859-1 'COARSE:fine question' -> one-hot doc.cats); "
-            "goemotions (text<TAB>ids<TAB>id with --labels -> multi-label doc.cats). "
+            "goemotions (text<TAB>ids<TAB>id with --labels -> multi-label doc.cats); "
+            f"squad (SQuAD 1.1/2.0 JSON, one doc per paragraph -> doc._.questions + "
+            f"doc.spans[KEY], default {QA_SPANS_KEY!r}). "
             "Malformed input exits with status 1 and a path:line message."
         ),
     )
@@ -795,7 +923,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="conll: sentences per doc (default: 1); litbank: split each "
                              "file into docs of N sentences (default: one doc per file)")
     parser.add_argument("--spans-key", default=None, metavar="KEY",
-                        help=f"litbank: doc.spans key for all layers (default: {DEFAULT_SPANS_KEY})")
+                        help=f"litbank: doc.spans key for all layers (default: {DEFAULT_SPANS_KEY}); "
+                             f"squad: key of the answers (default: {QA_SPANS_KEY})")
     parser.add_argument("--fine", action="store_true",
                         help="trec: use COARSE:fine labels instead of coarse ones")
     parser.add_argument("--labels", default=None, metavar="FILE",
@@ -846,7 +975,15 @@ def _read(args: argparse.Namespace) -> List[Doc]:
         return read_prodigy(args.input, nlp, **common)
     if args.format == "trec":
         return read_trec(args.input, nlp, fine=args.fine, **common)
+    if args.format == "squad":
+        docs, args.squad_stats = read_squad(args.input, nlp, spans_key=args.spans_key or QA_SPANS_KEY, **common)
+        return docs
     return read_goemotions(args.input, nlp, labels=args.labels, **common)
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 doc", "2 docs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -856,7 +993,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     only = {
         "n_sents": ("--n-sents", "conll or litbank"),
-        "spans_key": ("--spans-key", "litbank"),
+        "spans_key": ("--spans-key", "litbank or squad"),
         "fine": ("--fine", "trec"),
         "labels": ("--labels", "goemotions"),
     }
@@ -897,14 +1034,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f"(read {len(docs)} docs)"
                 )
             docs, dev = docs[: -args.dev_last], docs[-args.dev_last :]
-        _write(docs, args.output)
+        store_user_data = args.format == "squad"  # doc._.questions
+        _write(docs, args.output, store_user_data)
         if dev:
-            _write(dev, args.dev_output)
+            _write(dev, args.dev_output, store_user_data)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if n_dropped:
         print(f"Dropped {n_dropped} docs whose text occurs in {args.drop_texts_in}")
+    if args.format == "squad":
+        print(format_squad_summary(docs + dev, args.squad_stats, args.output))
+        return 0
     print(format_summary(summarize(docs, spans_key), args.output, spans_key))
     if dev:
         print(format_summary(summarize(dev, spans_key), args.dev_output, spans_key))

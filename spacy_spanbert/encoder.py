@@ -368,10 +368,8 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
                         Errors.E018.format(head=name, upstream=node.upstream_name, encoders=encoders)
                     )
         for node in token_vector_listeners(self.model):
-            feeders = [
-                n for n in before if any(node in group for group in (getattr(nlp.get_pipe(n), "listener_map", None) or {}).values())
-            ]
-            if not feeders:
+            listener_maps = [getattr(nlp.get_pipe(n), "listener_map", None) or {} for n in before]
+            if not any(node in group for listener_map in listener_maps for group in listener_map.values()):
                 raise ValueError(
                     Errors.E012.format(name=self.name, pipeline=names, hint=self._listener_hint(nlp, node))
                 )

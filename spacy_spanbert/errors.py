@@ -176,6 +176,8 @@ class Errors(metaclass=ErrorsWithCodes):
         "access."
     )
 
+    E043 = "{where}: head_lr_scale must be a positive number, got {value!r}."
+
 
 class Warnings(metaclass=ErrorsWithCodes):
     W001 = (

@@ -473,7 +473,7 @@ def test_convert_trec_dev_last(tmp_path, nlp, capsys):
     assert dev_docs[0].cats == {"DESC": 1.0, "ENTY": 0.0, "HUM": 0.0}
     out = capsys.readouterr().out
     assert f"Wrote 3 docs (26 tokens) to {train}" in out
-    assert f"Wrote 1 docs (5 tokens) to {dev}" in out
+    assert f"Wrote 1 doc (5 tokens) to {dev}" in out
 
 
 def test_convert_dev_last_leaves_no_training_docs(tmp_path, capsys):
