@@ -15,7 +15,7 @@ from thinc.types import Floats1d, Floats2d, Ragged
 from .data_classes import SpanBatch
 from .errors import Errors, check_dropout, check_positive
 from .layers.activation import cross_entropy_activation
-from .layers.label_attention import label_attention, resize_output, textcat_init
+from .layers.label_attention import label_attention, resize_output, span_label_attention, textcat_init
 from .layers.listener import SpanBertListener, replace_listener
 from .layers.qa_model import QABatch, qa_model
 from .layers.span_classifier import span_classifier
@@ -138,9 +138,56 @@ def build_span_attention_textcat(
     RETURNS (Model[List[Doc], Floats2d]): One row of label scores per doc.
     """
     check_dropout("spacy-spanbert.SpanAttentionTextCat.v1", dropout)
+    return _span_attention_textcat(label_attention(nO=nO, dropout=dropout), exclusive_classes, tok2vec, nO)
+
+
+@registry.architectures("spacy-spanbert.SpanAttentionTextCat.v2")
+def build_span_attention_textcat_v2(
+    exclusive_classes: bool,
+    tok2vec: Optional[Model] = None,
+    nO: Optional[int] = None,
+    dropout: float = 0.1,
+    score_scale: float = 10.0,
+) -> Model[List[Doc], Floats2d]:
+    """Classify docs by letting each label attend over the doc's candidate
+    spans; the logits depend on the spans only through each label's attended
+    vector (`logit_l = w_l . sum_i softmax_i(g V q_l) V_i + b_l`), so the
+    attention weights are the evidence the decision rests on. Unlike v1 there
+    is no whole-doc term, the scores have a fixed gain `g` instead of
+    1/sqrt(width), and the queries start at zero (uniform attention).
+
+    exclusive_classes (bool): Softmax over the labels (for `textcat`) if True,
+        an independent sigmoid per label (for `textcat_multilabel`) if False.
+        Either way it is trained with cross-entropy.
+    tok2vec (Optional[Model]): The span vectors, usually
+        `spacy-spanbert.SpanBertListener.v1`; None (default) listens to any
+        `spanbert` component.
+    nO (Optional[int]): Number of labels; None to infer it from the data.
+    dropout (float): Dropout rate on the span vectors, in [0, 1).
+    score_scale (float): The gain `g` of the attention scores. The queries
+        are trained by Adam, which moves them by about the learning rate per
+        step whatever their gradient, so `g` sets how far the attention can
+        leave uniform in a fine-tuning run.
+    RETURNS (Model[List[Doc], Floats2d]): One row of label scores per doc.
+    """
+    where = "spacy-spanbert.SpanAttentionTextCat.v2"
+    check_dropout(where, dropout)
+    if isinstance(score_scale, bool) or not isinstance(score_scale, (int, float)) or not 0 < score_scale < float("inf"):
+        raise ValueError(
+            f"[{where}] score_scale must be a positive finite number, got {score_scale!r}. "
+            "Set [components.<textcat>.model] score_scale, e.g. 10.0."
+        )
+    attention = span_label_attention(nO=nO, dropout=dropout, score_scale=score_scale)
+    return _span_attention_textcat(attention, exclusive_classes, tok2vec, nO)
+
+
+def _span_attention_textcat(
+    attention: Model, exclusive_classes: bool, tok2vec: Optional[Model], nO: Optional[int]
+) -> Model[List[Doc], Floats2d]:
+    """listener >> label attention layer >> activation, with the refs and
+    attrs the text classifiers use."""
     if tok2vec is None:
         tok2vec = SpanBertListener(upstream_name="*")
-    attention = label_attention(nO=nO, dropout=dropout)
     activation = cross_entropy_activation(exclusive_classes)
     model = chain(tok2vec, attention, activation)
     model.init = textcat_init  # type: ignore[assignment]

@@ -7,7 +7,22 @@ For a doc with span vectors `V` (one row per span) and doc vector `d`, label
     logit_l = w_l . a_l + u_l . d + b_l
 
 A doc without candidate spans has `a_l = 0`, so its logits come from the doc
-vector alone. The layer returns the logits; the activation is added by the
+vector alone.
+
+`span_label_attention` (the layer of `SpanAttentionTextCat.v2`) drops the
+doc-vector term, replaces the 1/sqrt(W) scale by a fixed gain `g`
+(`score_scale`) and starts the queries at zero:
+
+    logit_l = w_l . sum_i softmax_i(g V q_l) V_i + b_l
+
+so the logits depend on the spans only through the attended vector, an
+untrained layer mean-pools the spans, and the attention can leave uniform
+within a short fine-tuning: under Adam a query moves by about the learning
+rate per step and coordinate whatever the size of its gradient, so the
+scale of the scores sets how far the attention can move. With 1/sqrt(W) and
+a transformer's learning rate the scores of a doc's spans could only spread
+by a small fraction of a unit over a few hundred steps. A doc without spans
+gets the bias. The layer returns the logits; the activation is added by the
 architecture. `predict_with_weights` returns the logits together with the
 attention `softmax_i(V q_l / sqrt(W))` of the same pass, which is the evidence
 the text classifiers store on the doc.
@@ -43,7 +58,37 @@ def label_attention(
         init=init,
         dims={"nO": nO, "nI": nI},
         params={"Q": None, "W": None, "U": None, "b": None},
-        attrs={"dropout_rate": dropout},
+        attrs={"dropout_rate": dropout, "doc_vector": True, "score_scale": None},
+    )
+
+
+def span_label_attention(
+    nO: Optional[int] = None,
+    nI: Optional[int] = None,
+    *,
+    dropout: float = 0.0,
+    score_scale: float = 10.0,
+) -> Model[InT, OutT]:
+    """Score labels for each doc through its attended span vector only:
+    `logit_l = w_l . sum_i softmax_i(g V q_l) V_i + b_l`, queries starting at 0.
+
+    nO (Optional[int]): Number of labels; inferred from the output sample in
+        `initialize` if None.
+    nI (Optional[int]): Width of the span vectors; inferred from the input
+        sample in `initialize` if None.
+    dropout (float): Dropout rate applied to the span vectors.
+    score_scale (float): The gain `g` of the attention scores; under Adam it
+        multiplies how fast the attention can move away from uniform.
+    RETURNS (Model[SpanBatch, Floats2d]): The layer, giving one row of label
+        logits per doc.
+    """
+    return Model(
+        "span_label_attention",
+        forward,
+        init=init,
+        dims={"nO": nO, "nI": nI},
+        params={"Q": None, "W": None, "b": None},
+        attrs={"dropout_rate": dropout, "doc_vector": False, "score_scale": float(score_scale)},
     )
 
 
@@ -61,9 +106,15 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = N
     # so the encoder stays untrained until W has grown at the transformer's
     # small learning rate. On GoEmotions (200 steps) zero init learned only the
     # label priors (dev macro AUC 0.53).
-    model.set_param("Q", glorot_uniform_init(ops, (nO, nI)))
-    model.set_param("W", glorot_uniform_init(ops, (nO, nI)))
-    model.set_param("U", glorot_uniform_init(ops, (nO, nI)))
+    if model.attrs.get("doc_vector", True):
+        model.set_param("Q", glorot_uniform_init(ops, (nO, nI)))
+        model.set_param("W", glorot_uniform_init(ops, (nO, nI)))
+        model.set_param("U", glorot_uniform_init(ops, (nO, nI)))
+    else:
+        # Zero queries: uniform attention (mean pooling) until trained; W
+        # stays random so that Q gets a gradient from the first step.
+        model.set_param("Q", ops.alloc2f(nO, nI))
+        model.set_param("W", glorot_uniform_init(ops, (nO, nI)))
     model.set_param("b", ops.alloc1f(nO))
 
 
@@ -72,7 +123,8 @@ def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, 
     xp = ops.xp
     Q = model.get_param("Q")
     W = model.get_param("W")
-    U = model.get_param("U")
+    use_doc = model.attrs.get("doc_vector", True)
+    U = model.get_param("U") if use_doc else None
     lengths = batch.indices.lengths
     V = batch.vectors
     D = batch.doc_vectors
@@ -83,13 +135,16 @@ def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, 
         mask_D = ops.get_dropout_mask(D.shape, rate)
         V = V * mask_V
         D = D * mask_D
-    scale = _scale(Q)
+    scale = _scale(model, Q)
     Y, A, P = _attend(model, V, D, lengths)
 
     def backprop(dY: OutT) -> InT:
         model.inc_grad("b", dY.sum(axis=0))
-        model.inc_grad("U", ops.gemm(dY, D, trans1=True))
-        dD = ops.gemm(dY, U)
+        if use_doc:
+            model.inc_grad("U", ops.gemm(dY, D, trans1=True))
+            dD = ops.gemm(dY, U)
+        else:
+            dD = ops.alloc2f(*D.shape)
         dY_spans = xp.repeat(dY, lengths, axis=0)
         dA = dY_spans * P
         dP = dY_spans * A
@@ -100,7 +155,8 @@ def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, 
         dV = ops.gemm(dP, W) + ops.gemm(dS, Q)
         if mask_V is not None:
             dV *= mask_V
-            dD *= mask_D
+            if use_doc:
+                dD *= mask_D
         return SpanBatch(batch.indices, dV, dD)
 
     return Y, backprop
@@ -131,14 +187,16 @@ def attention_weights(model: Model[InT, OutT], batch: InT) -> Floats2d:
     return _attention(model, batch.vectors, batch.indices.lengths)
 
 
-def _scale(Q: Floats2d) -> float:
-    return 1.0 / float(Q.shape[1]) ** 0.5
+def _scale(model: Model[InT, OutT], Q: Floats2d) -> float:
+    """1/sqrt(W) (v1), or the layer's fixed `score_scale`."""
+    scale = model.attrs.get("score_scale")
+    return 1.0 / float(Q.shape[1]) ** 0.5 if scale is None else float(scale)
 
 
 def _attention(model: Model[InT, OutT], V: Floats2d, lengths: Ints1d) -> Floats2d:
-    """softmax_i(V q_l / sqrt(W)) over the spans of each doc: (spans, labels)."""
+    """softmax_i(V q_l * scale) over the spans of each doc: (spans, labels)."""
     Q = model.get_param("Q")
-    return _segment_softmax(model.ops, model.ops.gemm(V, Q, trans2=True) * _scale(Q), lengths)
+    return _segment_softmax(model.ops, model.ops.gemm(V, Q, trans2=True) * _scale(model, Q), lengths)
 
 
 def _attend(
@@ -148,7 +206,9 @@ def _attend(
     ops = model.ops
     A = _attention(model, V, lengths)
     P = ops.gemm(V, model.get_param("W"), trans2=True)  # w_l . a_l = sum_i A_il P_il
-    Y = _segment_sum(ops, A * P, lengths) + ops.gemm(D, model.get_param("U"), trans2=True)
+    Y = _segment_sum(ops, A * P, lengths)
+    if model.attrs.get("doc_vector", True):
+        Y = Y + ops.gemm(D, model.get_param("U"), trans2=True)
     return Y + model.get_param("b"), A, P
 
 
@@ -181,9 +241,14 @@ def grow_labels(model: Model[InT, OutT], nO: int) -> Model[InT, OutT]:
     RETURNS (Model[SpanBatch, Floats2d]): The new layer.
     """
     old_nO = model.get_dim("nO")
-    new = label_attention(nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"])
+    if model.attrs.get("doc_vector", True):
+        new = label_attention(nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"])
+    else:
+        new = span_label_attention(
+            nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"], score_scale=model.attrs["score_scale"]
+        )
     new.initialize()
-    for name in ("Q", "W", "U", "b"):
+    for name in new.param_names:
         param = new.get_param(name)
         param[:old_nO] = model.get_param(name)
         new.set_param(name, param)
