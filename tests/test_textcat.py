@@ -208,6 +208,17 @@ def test_textcat_attention_evidence(exclusive_trained):
     assert_allclose(weights[lengths[0] :].sum(axis=0), numpy.ones(3), atol=1e-5)
 
 
+def _numeric_grad(array, f, eps=1e-2):
+    """Central differences of the scalar function `f` at `array`."""
+    grad = numpy.zeros(array.shape)
+    for i in numpy.ndindex(array.shape):
+        plus, minus = array.copy(), array.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        grad[i] = (f(plus) - f(minus)) / (2 * eps)
+    return grad
+
+
 def _random_batch(rng, lengths, width):
     lengths = numpy.asarray(lengths, dtype="int32")
     n = int(lengths.sum())
@@ -233,23 +244,14 @@ def test_textcat_label_attention_gradient(lengths):
         out = layer.predict(SpanBatch(batch.indices, vectors, doc_vectors))
         return float((out.astype("float64") * d_out).sum())
 
-    def numeric(array, f, eps=1e-2):
-        grad = numpy.zeros(array.shape)
-        for i in numpy.ndindex(array.shape):
-            plus, minus = array.copy(), array.copy()
-            plus[i] += eps
-            minus[i] -= eps
-            grad[i] = (f(plus) - f(minus)) / (2 * eps)
-        return grad
-
     out, backprop = layer.begin_update(batch)
     d_batch = backprop(d_out)
     assert out.shape == (len(lengths), n_labels)
     assert_allclose(
-        d_batch.vectors, numeric(batch.vectors, lambda v: loss(v, batch.doc_vectors)), atol=2e-3
+        d_batch.vectors, _numeric_grad(batch.vectors, lambda v: loss(v, batch.doc_vectors)), atol=2e-3
     )
     assert_allclose(
-        d_batch.doc_vectors, numeric(batch.doc_vectors, lambda d: loss(batch.vectors, d)), atol=2e-3
+        d_batch.doc_vectors, _numeric_grad(batch.doc_vectors, lambda d: loss(batch.vectors, d)), atol=2e-3
     )
     for name in ("Q", "W", "U", "b"):
         param = layer.get_param(name).copy()
@@ -258,7 +260,7 @@ def test_textcat_label_attention_gradient(lengths):
             layer.set_param(name, value)
             return loss(batch.vectors, batch.doc_vectors)
 
-        expected = numeric(param, with_param)
+        expected = _numeric_grad(param, with_param)
         layer.set_param(name, param)
         assert_allclose(layer.get_grad(name), expected, atol=2e-3, err_msg=name)
 
@@ -307,18 +309,9 @@ def test_textcat_span_label_attention_v2_gradient(lengths):
         out = layer.predict(SpanBatch(batch.indices, vectors, batch.doc_vectors))
         return float((out.astype("float64") * d_out).sum())
 
-    def numeric(array, f, eps=1e-2):
-        grad = numpy.zeros(array.shape)
-        for i in numpy.ndindex(array.shape):
-            plus, minus = array.copy(), array.copy()
-            plus[i] += eps
-            minus[i] -= eps
-            grad[i] = (f(plus) - f(minus)) / (2 * eps)
-        return grad
-
     out, backprop = layer.begin_update(batch)
     d_batch = backprop(d_out)
-    assert_allclose(d_batch.vectors, numeric(batch.vectors, loss), atol=2e-3)
+    assert_allclose(d_batch.vectors, _numeric_grad(batch.vectors, loss), atol=2e-3)
     # the doc vector does not enter the v2 logits
     assert not d_batch.doc_vectors.any()
     for name in ("Q", "W", "b"):
@@ -328,7 +321,7 @@ def test_textcat_span_label_attention_v2_gradient(lengths):
             layer.set_param(name, value)
             return loss(batch.vectors)
 
-        expected = numeric(param, with_param)
+        expected = _numeric_grad(param, with_param)
         layer.set_param(name, param)
         assert_allclose(layer.get_grad(name), expected, atol=2e-3, err_msg=name)
 
