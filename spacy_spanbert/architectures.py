@@ -20,6 +20,7 @@ from .layers.listener import SpanBertListener, replace_listener
 from .layers.qa_model import QABatch, qa_model
 from .layers.span_classifier import span_classifier
 from .layers.span_encoder import span_encoder
+from .layers.torch_gemm import use_torch_gemm
 from .suggesters import build_ngram_suggester
 
 
@@ -110,7 +111,8 @@ def build_span_classifier(
         tok2vec = SpanBertListener(upstream_name="*")
     hidden = Maxout(nO=hidden_width, nP=2)
     output = Linear(nO=nO, nI=hidden_width)
-    scorer = chain(hidden, LayerNorm(nI=hidden_width), Dropout(dropout), output)
+    # On CPU the scorer's matrix products run through torch (layers/torch_gemm.py).
+    scorer = use_torch_gemm(chain(hidden, LayerNorm(nI=hidden_width), Dropout(dropout), output))
     scorer.set_ref("input", hidden)
     scorer.set_ref("output", output)
     return span_classifier(tok2vec, scorer, nO=nO)

@@ -14,13 +14,18 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
     """A group of unlabelled spans of `doc`, one per [start, end) token row,
     in row order.
 
+    `Span(doc, start, end)` rather than `doc[start:end]`: the slice goes
+    through spaCy's Python-level slice normalisation, which made filling the
+    candidate group about three times as costly (the group holds about eight
+    spans per token).
+
     doc (Doc): The doc the spans belong to.
     name (str): The group's name.
     rows (numpy.ndarray): (n, 2) int token offsets, 0 <= start < end <= len(doc).
     attrs (Dict): The group's attrs.
     RETURNS (SpanGroup): The group.
     """
-    spans = [doc[start:end] for start, end in rows.tolist()]
+    spans = [Span(doc, start, end) for start, end in rows.tolist()]
     return SpanGroup(doc, name=name, attrs=attrs, spans=spans)
 
 

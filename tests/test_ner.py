@@ -383,3 +383,51 @@ def test_ner_greedy_decode_matches_reference(nlp_factory, overwrite):
         expected = _greedy_reference(len(doc), [] if overwrite else list(doc.ents), spans, scores)
         ner._set_ents(doc, spans, scores)
         assert _ents(doc) == expected
+
+
+@pytest.mark.parametrize("trans1,trans2", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("with_out", [False, True])
+def test_torch_gemm_equals_numpy_gemm(trans1, trans2, with_out):
+    from thinc.api import NumpyOps
+
+    from spacy_spanbert.layers.torch_gemm import TorchGemmOps
+
+    rng = numpy.random.RandomState(0)
+    x = rng.randn(*((7, 5) if not trans1 else (5, 7))).astype("float32")
+    y = rng.randn(*((5, 3) if not trans2 else (3, 5))).astype("float32")
+    expected = NumpyOps().gemm(x, y, trans1=trans1, trans2=trans2)
+    if with_out:
+        out = numpy.zeros((7, 3), dtype="float32")
+        got = TorchGemmOps().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
+        assert got is out
+    else:
+        got = TorchGemmOps().gemm(x, y, trans1=trans1, trans2=trans2)
+    numpy.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # A non-contiguous `out` is filled by copy; other dtypes go to thinc's
+    # own gemm, which refuses them exactly as it would without TorchGemmOps.
+    out_t = numpy.zeros((3, 7), dtype="float32").T
+    numpy.testing.assert_allclose(TorchGemmOps().gemm(x, y, out=out_t, trans1=trans1, trans2=trans2), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="float32"):
+        TorchGemmOps().gemm(x.astype("float64"), y.astype("float64"), trans1=trans1, trans2=trans2)
+
+
+def test_ner_scorer_uses_torch_gemm_and_matches_numpy_ops():
+    """The NER head's scorer runs its products through TorchGemmOps on CPU;
+    forward and backward equal the same layers on thinc's NumpyOps."""
+    from thinc.api import NumpyOps
+
+    from spacy_spanbert.architectures import build_span_classifier
+    from spacy_spanbert.layers.torch_gemm import TorchGemmOps
+
+    scorer = build_span_classifier(hidden_width=16, nO=4).get_ref("scorer")
+    assert all(isinstance(node.ops, TorchGemmOps) for node in scorer.walk())
+    scorer.initialize(X=numpy.zeros((2, 12), dtype="float32"))
+    X = numpy.random.RandomState(1).randn(300, 12).astype("float32")
+    dY = numpy.random.RandomState(2).randn(300, 4).astype("float32")
+    fast, bp_fast = scorer(X, is_train=False)
+    d_fast = bp_fast(dY)
+    for node in scorer.walk():
+        node.ops = NumpyOps()
+    ref, bp_ref = scorer(X, is_train=False)
+    numpy.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(d_fast, bp_ref(dY), rtol=1e-4, atol=1e-5)
