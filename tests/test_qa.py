@@ -314,6 +314,9 @@ def test_qa_spacy_evaluate_reports_the_answer_spans(trained, tmp_path):
     DocBin(docs=[eg.reference for eg in make_examples(nlp)], store_user_data=True).to_disk(tmp_path / "dev.spacy")
     data = evaluate(str(tmp_path / "pipeline"), str(tmp_path / "dev.spacy"), spans_key=KEY, silent=True)
     assert data[f"spans_{KEY}_f"] == 1.0
+    # --per-component keeps every score of the component, the qa_* ones too
+    data = evaluate(str(tmp_path / "pipeline"), str(tmp_path / "dev.spacy"), per_component=True, silent=True)
+    assert data["spanbert_qa"]["qa_f1"] == 1.0 and "qa_no_ans_acc" in data["spanbert_qa"]
 
 
 MINILM_TEXT = (
