@@ -149,7 +149,7 @@ def build_span_attention_textcat_v2(
     tok2vec: Optional[Model] = None,
     nO: Optional[int] = None,
     dropout: float = 0.1,
-    score_scale: float = 10.0,
+    score_scale: float = 30.0,
 ) -> Model[List[Doc], Floats2d]:
     """Classify docs by letting each label attend over the doc's candidate
     spans; the logits depend on the spans only through each label's attended
@@ -169,7 +169,8 @@ def build_span_attention_textcat_v2(
     score_scale (float): The gain `g` of the attention scores. The queries
         are trained by Adam, which moves them by about the learning rate per
         step whatever their gradient, so `g` sets how far the attention can
-        leave uniform in a fine-tuning run.
+        leave uniform in a fine-tuning run (30: the top evidence weight ends
+        near 4x uniform on TREC, benchmarks/README.md).
     RETURNS (Model[List[Doc], Floats2d]): One row of label scores per doc.
     """
     where = "spacy-spanbert.SpanAttentionTextCat.v2"
@@ -177,7 +178,7 @@ def build_span_attention_textcat_v2(
     if isinstance(score_scale, bool) or not isinstance(score_scale, (int, float)) or not 0 < score_scale < float("inf"):
         raise ValueError(
             f"[{where}] score_scale must be a positive finite number, got {score_scale!r}. "
-            "Set [components.<textcat>.model] score_scale, e.g. 10.0."
+            "Set [components.<textcat>.model] score_scale, e.g. 30.0."
         )
     attention = span_label_attention(nO=nO, dropout=dropout, score_scale=score_scale)
     return _span_attention_textcat(attention, exclusive_classes, tok2vec, nO)

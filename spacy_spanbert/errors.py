@@ -139,7 +139,7 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E036 = (
         "{name}: the model must be a span-attention text classifier such as "
-        "spacy-spanbert.SpanAttentionTextCat.v1, got the layer '{layer}'. Use "
+        "spacy-spanbert.SpanAttentionTextCat.v2, got the layer '{layer}'. Use "
         "spaCy's 'textcat' or 'textcat_multilabel' factory for other models."
     )
     E037 = (
@@ -152,18 +152,18 @@ class Errors(metaclass=ErrorsWithCodes):
         "evidence_key."
     )
     E039 = (
-        "spacy-spanbert.SpanAttentionTextCat.v1: the width of the span vectors is "
+        "spacy-spanbert.SpanAttentionTextCat: the width of the span vectors is "
         "unknown. Add the 'spanbert' component before the text classifier and "
         "initialize the whole pipeline with nlp.initialize(), or set 'width' on the "
         "SpanBertListener."
     )
     E040 = (
-        "spacy-spanbert.SpanAttentionTextCat.v1: the number of labels is unknown. "
+        "spacy-spanbert.SpanAttentionTextCat: the number of labels is unknown. "
         "Add labels to the text classifier, or pass examples with cats to "
         "nlp.initialize()."
     )
     E041 = (
-        "spacy-spanbert.SpanAttentionTextCat.v1: cannot shrink the model from "
+        "spacy-spanbert.SpanAttentionTextCat: cannot shrink the model from "
         "{old} to {new} labels. Build a new model instead."
     )
     # initialization

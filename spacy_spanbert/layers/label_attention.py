@@ -67,7 +67,7 @@ def span_label_attention(
     nI: Optional[int] = None,
     *,
     dropout: float = 0.0,
-    score_scale: float = 10.0,
+    score_scale: float = 30.0,
 ) -> Model[InT, OutT]:
     """Score labels for each doc through its attended span vector only:
     `logit_l = w_l . sum_i softmax_i(g V q_l) V_i + b_l`, queries starting at 0.
