@@ -169,8 +169,8 @@ def build_span_attention_textcat_v2(
     score_scale (float): The gain `g` of the attention scores. The queries
         are trained by Adam, which moves them by about the learning rate per
         step whatever their gradient, so `g` sets how far the attention can
-        leave uniform in a fine-tuning run (30: the top evidence weight ends
-        near 4x uniform on TREC, benchmarks/README.md).
+        leave uniform in a fine-tuning run (the default, 30, is chosen in
+        benchmarks/README.md, Evidence).
     RETURNS (Model[List[Doc], Floats2d]): One row of label scores per doc.
     """
     where = "spacy-spanbert.SpanAttentionTextCat.v2"
