@@ -318,21 +318,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows.append(("words/s (dev)", f"{n_words / seconds:.0f}"))
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"| {a:<{width}} | {b:>6} |" for a, b in rows))
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        texts = [eg.reference.text for eg in examples[: args.n_render]]
-        out.write_text(render_html(nlp, texts), encoding="utf8")
-        print(f"\nwrote {out}")
-    if args.picture:
-        picture = Path(args.picture)
-        picture.parent.mkdir(parents=True, exist_ok=True)
-        texts = [eg.reference.text for eg in examples[: args.n_picture]]
-        picture.write_text(render_svg(nlp, texts), encoding="utf8")
-        print(f"wrote {picture}")
-    if args.metrics:
-        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.metrics).write_text(json.dumps(scores, indent=2, default=float), encoding="utf8")
+    texts = [eg.reference.text for eg in examples]
+    outputs = [
+        (args.output, lambda: render_html(nlp, texts[: args.n_render])),
+        (args.picture, lambda: render_svg(nlp, texts[: args.n_picture])),
+        (args.metrics, lambda: json.dumps(scores, indent=2, default=float)),
+    ]
+    for path, render in outputs:
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(render(), encoding="utf8")
+            print(f"wrote {path}")
     return 0
 
 
