@@ -1,8 +1,8 @@
 """Span-attention text classification.
 
-`SpanAttentionTextCat.v2` (the default of `spanbert_textcat`) and `.v1` (of
-`spanbert_textcat_multilabel`) are models for spaCy's own `textcat` and
-`textcat_multilabel` components that read the `spanbert` span vectors. The
+`SpanAttentionTextCat.v2` (the default) and `.v1` are models for spaCy's own
+`textcat` and `textcat_multilabel` components that read the `spanbert` span
+vectors. The
 `spanbert_textcat` and `spanbert_textcat_multilabel` factories are those two
 components plus evidence: from the same forward pass as `doc.cats`, the top-k
 spans each label attended to, written to `doc.spans[evidence_key]` with
@@ -41,12 +41,8 @@ width = null
 upstream = "*"
 """
 DEFAULT_TEXTCAT_MODEL = Config().from_str(DEFAULT_TEXTCAT_MODEL_CONFIG)["model"]
-# Multi-label stays on v1 until v2 matches its macro F on GoEmotions
-# (benchmarks/README.md, Evidence).
 DEFAULT_MULTI_TEXTCAT_MODEL = Config().from_str(
     DEFAULT_TEXTCAT_MODEL_CONFIG.replace("exclusive_classes = true", "exclusive_classes = false")
-    .replace("SpanAttentionTextCat.v2", "SpanAttentionTextCat.v1")
-    .replace("score_scale = 30.0\n", "")
 )["model"]
 
 # spaCy's textcat scores, so a spanbert_textcat is compared like a textcat.
