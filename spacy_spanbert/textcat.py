@@ -2,11 +2,10 @@
 
 `SpanAttentionTextCat.v2` (the default) and `.v1` are models for spaCy's own
 `textcat` and `textcat_multilabel` components that read the `spanbert` span
-vectors. The
-`spanbert_textcat` and `spanbert_textcat_multilabel` factories are those two
-components plus evidence: from the same forward pass as `doc.cats`, the top-k
-spans each label attended to, written to `doc.spans[evidence_key]` with
-`attrs["weights"]` (render it with displaCy's "span" style).
+vectors. The `spanbert_textcat` and `spanbert_textcat_multilabel` factories are
+those two components plus evidence: from the same forward pass as `doc.cats`,
+the top-k spans each label attended to, written to `doc.spans[evidence_key]`
+with `attrs["weights"]` (render it with displaCy's "span" style).
 """
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
