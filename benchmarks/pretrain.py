@@ -77,9 +77,13 @@ def convert(args, dataset: str) -> Dict[str, Path]:
 def pretrain_arm(args, dataset: str, arm: str, train: Path) -> Dict[str, Any]:
     out = args.output / "pretrained" / f"{dataset}_{arm}"
     meta_path = out / "pretrain_meta.json"
-    if meta_path.exists() and srsly.read_json(meta_path)["steps"] == args.pretrain_steps:
-        meta = srsly.read_json(meta_path)
-    else:
+    wanted = {"max_steps": args.pretrain_steps, "batch_size": args.pretrain_batch_size,
+              "seq_len": args.seq_len, "lr": args.pretrain_lr, "masking": arm}
+    meta = srsly.read_json(meta_path) if meta_path.exists() else None
+    # A finished run is reused only if it was made with this budget; otherwise
+    # it is redone (the CLI resumes only a checkpoint with the same settings).
+    if meta is None or meta["steps"] != args.pretrain_steps or any(
+            meta["settings"].get(key) != value for key, value in wanted.items()):
         wall = run([sys.executable, "-m", "spacy", "spanbert", "pretrain", str(train), str(out),
                     "--model", args.encoder, "--max-steps", str(args.pretrain_steps),
                     "--batch-size", str(args.pretrain_batch_size), "--seq-len", str(args.seq_len),
@@ -98,7 +102,8 @@ def finetune(args, dataset: str, arm: str, seed: int, encoder: str, paths: Dict[
     spec = DATASETS[dataset]
     out = args.output / "finetune" / dataset / arm / f"seed{seed}"
     results = out / "results.json"
-    if not results.exists():
+    done = srsly.read_json(results)["budget"] if results.exists() else {}
+    if (done.get("steps"), done.get("batch_words")) != (args.finetune_steps, args.finetune_batch_words):
         run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), spec["task"],
              "--train", str(paths["train"]), "--dev", str(paths["dev"]), "--encoder", encoder,
              "--output", str(out), "--steps", str(args.finetune_steps), "--seed", str(seed),
@@ -223,8 +228,10 @@ def fmt(value: Optional[float], scale: float = 100.0) -> str:
 def tables(results: Dict[str, Any]) -> str:
     lines = []
     for dataset, res in results["datasets"].items():
-        lines += [f"\n#### {dataset} ({DATASETS[dataset]['task']}, dev F, {results['budget']['finetune_steps']} fine-tuning steps, "
-                  f"seeds {', '.join(map(str, results['budget']['seeds']))})\n",
+        budget = res["budget"]
+        lines += [f"\n#### {dataset} ({DATASETS[dataset]['task']}, dev F, pretraining {budget['pretrain_steps']} steps x "
+                  f"{budget['pretrain_batch_size']} x {budget['seq_len']} pieces, {budget['finetune_steps']} fine-tuning "
+                  f"steps, seeds {', '.join(map(str, budget['seeds']))})\n",
                   "| arm | mean F | std | min-max | delta vs none | pretraining (s) | tokens seen | held-out MLM loss before -> after |",
                   "|---|---|---|---|---|---|---|---|"]
         base = res["arms"].get("none", {}).get("f", {}).get("mean")
@@ -279,21 +286,24 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / "results.json"
     results = srsly.read_json(path) if path.exists() else {}
+    # Each dataset keeps the budget it was run with, so one results file can
+    # gather runs made with different budgets (one invocation per dataset).
+    budget = {"pretrain_steps": args.pretrain_steps, "pretrain_batch_size": args.pretrain_batch_size,
+              "seq_len": args.seq_len, "pretrain_lr": args.pretrain_lr,
+              "finetune_steps": args.finetune_steps, "finetune_batch_words": args.finetune_batch_words,
+              "seeds": args.seeds, "eval_frequency": args.eval_frequency or max(1, args.finetune_steps // 4),
+              "torch_threads_env": os.environ.get("OMP_NUM_THREADS")}
+    results.pop("budget", None), results.pop("torch_threads_env", None)
     results.update({
         "encoder": args.encoder,
-        "budget": {"pretrain_steps": args.pretrain_steps, "pretrain_batch_size": args.pretrain_batch_size,
-                   "seq_len": args.seq_len, "pretrain_lr": args.pretrain_lr,
-                   "finetune_steps": args.finetune_steps, "finetune_batch_words": args.finetune_batch_words,
-                   "seeds": args.seeds,
-                   "eval_frequency": args.eval_frequency or max(1, args.finetune_steps // 4)},
-        "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "machine": {"cpus": os.cpu_count()},
     })
     results.setdefault("datasets", {})
     if not args.only_throughput:
         for dataset in args.datasets:
             paths = convert(args, dataset)
-            entry = {"task": DATASETS[dataset]["task"], "metric": DATASETS[dataset]["metric"], "arms": {}}
+            entry = {"task": DATASETS[dataset]["task"], "metric": DATASETS[dataset]["metric"],
+                     "budget": budget, "arms": {}}
             for arm in args.arms:
                 row: Dict[str, Any] = {}
                 encoder = args.encoder

@@ -319,3 +319,49 @@ def test_accuracy_textcat_rejects_data_it_cannot_train_before_training(tmp_path,
             parse(*argv)
         assert re.search(message, capsys.readouterr().err), message
     assert not (tmp_path / "out").exists()
+
+
+def _pretrain_benchmark():
+    # loaded under its own name: `pretrain` is also a spacy_spanbert module
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_benchmark", Path(__file__).parent.parent / "benchmarks" / "pretrain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pretrain_benchmark_reuses_only_runs_with_its_budget(tmp_path, monkeypatch):
+    """A fine-tuning run in the output folder is reused for the same budget
+    and redone for another, and each dataset's table names its own budget,
+    so one results file can gather datasets run with different budgets."""
+    import srsly
+
+    bench = _pretrain_benchmark()
+    (tmp_path / "data" / "wnut17").mkdir(parents=True)
+    commands = []
+
+    def fake_run(command, log):
+        commands.append(command)
+        out = Path(command[command.index("--output") + 1])
+        steps = int(command[command.index("--steps") + 1])
+        srsly.write_json(out / "results.json", {
+            "budget": {"steps": steps, "batch_words": int(command[command.index("--batch-words") + 1])},
+            "systems": {"spanbert": {"dev": {"ents_f": steps}, "train_seconds": 1.0}}})
+        return 1.0
+
+    monkeypatch.setattr(bench, "run", fake_run)
+
+    def finetune(steps):
+        args = bench.parse_args(["--encoder", "enc", "--output", str(tmp_path / "out"), "--data",
+                                 str(tmp_path / "data"), "--datasets", "wnut17", "--finetune-steps", str(steps)])
+        (tmp_path / "out" / "finetune" / "wnut17" / "none" / "seed0").mkdir(parents=True, exist_ok=True)
+        return bench.finetune(args, "wnut17", "none", 0, "enc", {"train": "t", "dev": "d"})
+
+    assert finetune(300)["f"] == 300 and len(commands) == 1
+    assert finetune(300)["f"] == 300 and len(commands) == 1  # reused
+    assert finetune(200)["f"] == 200 and len(commands) == 2  # another budget: redone
+    budget = {"pretrain_steps": 300, "pretrain_batch_size": 16, "seq_len": 128, "finetune_steps": 200, "seeds": [0]}
+    row = {"f": {"mean": 0.5, "std": None, "min": 0.5, "max": 0.5, "n": 1}}
+    table = bench.tables({"datasets": {"wnut17": {"budget": budget, "arms": {"none": row}}}})
+    assert "pretraining 300 steps x 16 x 128 pieces, 200 fine-tuning steps, seeds 0" in table
+    assert "| none | 50.00 |" in table
