@@ -16,8 +16,10 @@ both pretraining arms see the same number of steps, sequences and tokens.
 Fine-tuning is `benchmarks/accuracy.py ner` (WNUT-17) or `nested` (LitBank)
 with `--systems spanbert`, once per arm and seed, the dev F of the best
 checkpoint reported as mean, standard deviation and range over the seeds. Each
-step's outputs are kept in DIR and skipped when present, so an interrupted run
-continues where it stopped.
+step's outputs are kept in DIR and skipped when present with the same budget,
+so an interrupted run continues where it stopped. Each dataset's entry in
+results.json records its budget: run one dataset at a time into the same DIR
+to give them different fine-tuning budgets.
 
 The throughput comparison trains the same encoder, batch size and sequence
 length with (a) this package's loop (span masking + SBO, and random masking)
@@ -293,7 +295,8 @@ def main(argv=None) -> int:
               "finetune_steps": args.finetune_steps, "finetune_batch_words": args.finetune_batch_words,
               "seeds": args.seeds, "eval_frequency": args.eval_frequency or max(1, args.finetune_steps // 4),
               "torch_threads_env": os.environ.get("OMP_NUM_THREADS")}
-    results.pop("budget", None), results.pop("torch_threads_env", None)
+    for stale in ("budget", "torch_threads_env"):  # top-level keys of older results files
+        results.pop(stale, None)
     results.update({
         "encoder": args.encoder,
         "machine": {"cpus": os.cpu_count()},
