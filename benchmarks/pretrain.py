@@ -31,6 +31,7 @@ Writes DIR/results.json and prints Markdown tables.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,10 +83,15 @@ def pretrain_arm(args, dataset: str, arm: str, train: Path) -> Dict[str, Any]:
     wanted = {"max_steps": args.pretrain_steps, "batch_size": args.pretrain_batch_size,
               "seq_len": args.seq_len, "lr": args.pretrain_lr, "masking": arm}
     meta = srsly.read_json(meta_path) if meta_path.exists() else None
-    # A finished run is reused only if it was made with this budget; otherwise
-    # it is redone (the CLI resumes only a checkpoint with the same settings).
-    if meta is None or meta["steps"] != args.pretrain_steps or any(
-            meta["settings"].get(key) != value for key, value in wanted.items()):
+    # A finished run is reused only if it was made with this budget. A finished
+    # run with another budget is redone from scratch: its checkpoint goes, since
+    # the CLI refuses to resume a checkpoint made with other settings. Without
+    # pretrain_meta.json the run was interrupted, and the CLI resumes it.
+    if meta is not None and any(meta["settings"].get(key) != value for key, value in wanted.items()):
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        meta_path.unlink()  # so an interruption of the new run resumes it
+        meta = None
+    if meta is None:
         wall = run([sys.executable, "-m", "spacy", "spanbert", "pretrain", str(train), str(out),
                     "--model", args.encoder, "--max-steps", str(args.pretrain_steps),
                     "--batch-size", str(args.pretrain_batch_size), "--seq-len", str(args.seq_len),

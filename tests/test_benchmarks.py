@@ -365,3 +365,37 @@ def test_pretrain_benchmark_reuses_only_runs_with_its_budget(tmp_path, monkeypat
     table = bench.tables({"datasets": {"wnut17": {"budget": budget, "arms": {"none": row}}}})
     assert "pretraining 300 steps x 16 x 128 pieces, 200 fine-tuning steps, seeds 0" in table
     assert "| none | 50.00 |" in table
+
+
+def test_pretrain_benchmark_redoes_a_pretraining_run_made_with_another_budget(tmp_path, monkeypatch):
+    """A finished pretraining run is reused for the same budget; for another
+    it is redone from scratch (its checkpoint removed, which the CLI would
+    otherwise refuse to resume with other settings)."""
+    import srsly
+
+    bench = _pretrain_benchmark()
+    (tmp_path / "data" / "wnut17").mkdir(parents=True)
+    calls = []
+
+    def fake_run(command, log):
+        out = Path(command[6])
+        calls.append((int(command[command.index("--max-steps") + 1]), (out / "checkpoint").exists()))
+        (out / "checkpoint").mkdir(parents=True, exist_ok=True)
+        settings = {"max_steps": int(command[command.index("--max-steps") + 1]),
+                    "batch_size": int(command[command.index("--batch-size") + 1]),
+                    "seq_len": int(command[command.index("--seq-len") + 1]),
+                    "lr": float(command[command.index("--lr") + 1]),
+                    "masking": command[command.index("--masking") + 1]}
+        srsly.write_json(out / "pretrain_meta.json", {"settings": settings, "steps": settings["max_steps"]})
+        return 1.0
+
+    monkeypatch.setattr(bench, "run", fake_run)
+
+    def pretrain(steps):
+        args = bench.parse_args(["--encoder", "enc", "--output", str(tmp_path / "out"), "--data",
+                                 str(tmp_path / "data"), "--datasets", "wnut17", "--pretrain-steps", str(steps)])
+        return bench.pretrain_arm(args, "wnut17", "span", tmp_path / "train.spacy")
+
+    assert pretrain(10)["steps"] == 10 and calls == [(10, False)]
+    assert pretrain(10)["steps"] == 10 and len(calls) == 1  # reused
+    assert pretrain(20)["steps"] == 20 and calls[-1] == (20, False)  # redone, without the old checkpoint
