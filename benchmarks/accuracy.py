@@ -46,6 +46,7 @@ Each training doc is backpropagated in one piece. A training set with docs of
 8,000 tokens or more gets a warning before training starts; `--set
 corpora.train.max_length=2000` skips such docs in training for both systems.
 """
+
 import argparse
 import json
 import os
@@ -181,7 +182,9 @@ def gold_spans_key(train: Path, dev: Path, test: Optional[Path], requested: Opti
     if requested is not None:
         key = requested
         if key not in found:
-            raise ValueError(f"--spans-key {key!r}: no spans under that key in --train {train} (its span groups: {listing})")
+            raise ValueError(
+                f"--spans-key {key!r}: no spans under that key in --train {train} (its span groups: {listing})"
+            )
     elif SPANS_KEY in found:
         key = SPANS_KEY
     elif len(found) == 1:
@@ -193,7 +196,9 @@ def gold_spans_key(train: Path, dev: Path, test: Optional[Path], requested: Opti
             f"doc.spans[{SPANS_KEY!r}]); for flat entities on doc.ents use the ner task."
         )
     else:
-        raise ValueError(f"nested: --train {train} has several span groups ({listing}); name the gold one with --spans-key KEY")
+        raise ValueError(
+            f"nested: --train {train} has several span groups ({listing}); name the gold one with --spans-key KEY"
+        )
     for option, path in (("--dev", dev), ("--test", test)):
         keys = span_keys(path) if path is not None else {}
         if keys and key not in keys:
@@ -358,9 +363,7 @@ def curve_logger(path: str):
                 "score": info["score"],
                 "losses": {k: float(v) for k, v in info["losses"].items()},
                 "seconds": round(time.perf_counter() - start, 1),
-                "other_scores": {
-                    k: v for k, v in info["other_scores"].items() if isinstance(v, (int, float))
-                },
+                "other_scores": {k: v for k, v in info["other_scores"].items() if isinstance(v, (int, float))},
             }
             with open(path, "a", encoding="utf8") as f:
                 f.write(json.dumps(row) + "\n")
@@ -505,19 +508,37 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch-words", type=int, default=1000, help="padded batch size in words")
     parser.add_argument("--eval-frequency", type=int, default=0, help="default: steps / 10")
     parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--systems", nargs="+", choices=["spanbert", "spacy", "transformers"], default=None,
-                        help="default: spanbert spacy (qa: spanbert transformers)")
-    parser.add_argument("--batch-questions", type=int, default=16, help="qa: questions per training step")
-    parser.add_argument("--speed-only", action="store_true",
-                        help="qa: no training; time the answering of both systems on the eval docs, side by side")
-    parser.add_argument("--eval-limit", type=int, default=0,
-                        help="qa: score only the first N docs (paragraphs) of --dev and --test (default: all)")
     parser.add_argument(
-        "--spans-key", default=None, metavar="KEY",
+        "--systems",
+        nargs="+",
+        choices=["spanbert", "spacy", "transformers"],
+        default=None,
+        help="default: spanbert spacy (qa: spanbert transformers)",
+    )
+    parser.add_argument("--batch-questions", type=int, default=16, help="qa: questions per training step")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="qa: no training; time the answering of both systems on the eval docs, side by side",
+    )
+    parser.add_argument(
+        "--eval-limit",
+        type=int,
+        default=0,
+        help="qa: score only the first N docs (paragraphs) of --dev and --test (default: all)",
+    )
+    parser.add_argument(
+        "--spans-key",
+        default=None,
+        metavar="KEY",
         help=f"nested: the span group of the gold spans (default: {SPANS_KEY!r}, else the training docs' only span group)",
     )
     parser.add_argument(
-        "--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="change a setting of the task's config file (repeatable)",
     )
     args = parser.parse_args(argv)
@@ -617,8 +638,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             "steps": args.steps,
             "batch_words": args.batch_words,
             "optimizer": "Adam.v1 (spaCy transformer defaults: L2 0.01 as weight decay, grad_clip 1.0)",
-            "learn_rate": {"schedule": "warmup_linear.v1", "initial_rate": args.lr,
-                           "warmup_steps": max(1, args.steps // 10), "total_steps": args.steps},
+            "learn_rate": {
+                "schedule": "warmup_linear.v1",
+                "initial_rate": args.lr,
+                "warmup_steps": max(1, args.steps // 10),
+                "total_steps": args.steps,
+            },
             "eval_frequency": args.eval_frequency or max(1, args.steps // 10),
             "seed": args.seed,
             "selection": "best dev checkpoint (model-best)",
@@ -663,8 +688,10 @@ def parse_qa_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     for option in ("train", "dev", "test"):
         path = getattr(args, option)
         if path is not None and not path.exists():
-            parser.error(f"--{option} {path} does not exist (SQuAD JSON or a .spacy file from "
-                         f"python -m spacy_spanbert.convert squad)")
+            parser.error(
+                f"--{option} {path} does not exist (SQuAD JSON or a .spacy file from "
+                f"python -m spacy_spanbert.convert squad)"
+            )
     if args.steps <= 0 or args.batch_questions <= 0:
         parser.error("--steps and --batch-questions must be positive")
     if looks_like_a_path(args.encoder) and not Path(args.encoder).expanduser().is_dir():
@@ -706,8 +733,16 @@ def qa_items(docs) -> List[Dict[str, Any]]:
                 else:
                     spans[span.label_].append((span.start_char, span.end_char))
         for qid, question in doc._.questions.items():
-            items.append({"doc": d, "id": qid, "question": question, "context": doc.text,
-                          "gold": texts[qid], "spans": spans[qid]})
+            items.append(
+                {
+                    "doc": d,
+                    "id": qid,
+                    "question": question,
+                    "context": doc.text,
+                    "gold": texts[qid],
+                    "spans": spans[qid],
+                }
+            )
     return items
 
 
@@ -763,18 +798,19 @@ def qa_optimizer_settings(args) -> Dict[str, Any]:
 
 def run_qa_spanbert(args, train_docs, train_items, batches, eval_sets) -> Dict[str, Any]:
     """Train configs/qa.cfg's spanbert_qa through nlp.update, then answer."""
-    import spacy
     from thinc.api import Adam, warmup_linear
 
     from spacy_spanbert.qa import register_extensions
 
     register_extensions()
     lower = encoder_lowercase(args.encoder)
-    overrides = {"components.spanbert_qa.model.name": args.encoder,
-                 "components.spanbert_qa.model.do_lower_case": lower,
-                 "components.spanbert_qa.max_length": QA_MAX_LENGTH,
-                 "components.spanbert_qa.stride": QA_STRIDE,
-                 "components.spanbert_qa.max_answer_tokens": QA_MAX_ANSWER}
+    overrides = {
+        "components.spanbert_qa.model.name": args.encoder,
+        "components.spanbert_qa.model.do_lower_case": lower,
+        "components.spanbert_qa.max_length": QA_MAX_LENGTH,
+        "components.spanbert_qa.stride": QA_STRIDE,
+        "components.spanbert_qa.max_answer_tokens": QA_MAX_ANSWER,
+    }
     config = util.load_config(CONFIGS / "qa.cfg", overrides=overrides, interpolate=True)
     nlp = util.load_model_from_config(config, auto_fill=True, validate=True)
     qa = nlp.get_pipe("spanbert_qa")
@@ -795,7 +831,12 @@ def run_qa_spanbert(args, train_docs, train_items, batches, eval_sets) -> Dict[s
     nlp.initialize(lambda: examples(batches[0] if batches else [0]))
     optimizer = Adam(
         learn_rate=warmup_linear(**qa_optimizer_settings(args)),
-        L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, beta1=0.9, beta2=0.999, eps=1e-8,
+        L2=0.01,
+        L2_is_weight_decay=True,
+        grad_clip=1.0,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
     )
     curve = []
     start = time.perf_counter()
@@ -803,8 +844,9 @@ def run_qa_spanbert(args, train_docs, train_items, batches, eval_sets) -> Dict[s
         losses = nlp.update(examples(indices), sgd=optimizer)
         optimizer.step_schedules()
         if step <= 3 or step % max(1, args.steps // 20) == 0 or step == len(batches):
-            curve.append({"step": step, "loss": losses["spanbert_qa"],
-                          "seconds": round(time.perf_counter() - start, 1)})
+            curve.append(
+                {"step": step, "loss": losses["spanbert_qa"], "seconds": round(time.perf_counter() - start, 1)}
+            )
             print(f"spanbert step {step}: loss {losses['spanbert_qa']:.3f}", flush=True)
     result: Dict[str, Any] = {"train_seconds": round(time.perf_counter() - start, 1), "curve": curve}
     outputs = {}
@@ -847,10 +889,17 @@ def run_qa_transformers(args, train_items, batches, eval_sets) -> Dict[str, Any]
     schedule = get_linear_schedule_with_warmup(optimizer, settings["warmup_steps"], settings["total_steps"])
 
     def features(items):
-        enc = tokenizer([it["question"] for it in items], [it["context"] for it in items],
-                        truncation="only_second", max_length=QA_MAX_LENGTH, stride=QA_STRIDE,
-                        return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest",
-                        return_tensors="pt")
+        enc = tokenizer(
+            [it["question"] for it in items],
+            [it["context"] for it in items],
+            truncation="only_second",
+            max_length=QA_MAX_LENGTH,
+            stride=QA_STRIDE,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding="longest",
+            return_tensors="pt",
+        )
         return enc
 
     model.train()
@@ -936,7 +985,7 @@ def finish_qa_result(result, outputs, eval_sets) -> Dict[str, Any]:
     margins, texts, seconds, n_words = outputs["dev"]
     dev_items = eval_sets["dev"][1]
     threshold = best_threshold([it["gold"] for it in dev_items], margins, texts)
-    for split, (m, t, s, w) in outputs.items():
+    for split, (m, t, _s, _w) in outputs.items():
         result[split] = qa_scores(eval_sets[split][1], m, t, threshold)
         result[split]["f1_at_threshold_0"] = qa_scores(eval_sets[split][1], m, t, 0.0)["qa_f1"]
         # how well the best span matches when every question is answered
@@ -972,8 +1021,10 @@ def qa_table(results: Dict[str, Any]) -> str:
             for key in QA_REPORT:
                 x, y = a[split].get(key), b[split].get(key)
                 row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")
-        row += [f"x{a['train_seconds'] / b['train_seconds']:.2f}" if b["train_seconds"] else "-",
-                f"x{a['questions_per_second'] / b['questions_per_second']:.2f}"]
+        row += [
+            f"x{a['train_seconds'] / b['train_seconds']:.2f}" if b["train_seconds"] else "-",
+            f"x{a['questions_per_second'] / b['questions_per_second']:.2f}",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -994,8 +1045,10 @@ def main_qa(args: argparse.Namespace) -> int:
     else:
         half = len(dev_docs) // 2
         dev_docs, test_docs = dev_docs[:half], dev_docs[half:]
-        split_note = (f"--dev split: its first {half} docs choose the threshold (dev), "
-                      f"the other {len(test_docs)} are held out (test)")
+        split_note = (
+            f"--dev split: its first {half} docs choose the threshold (dev), "
+            f"the other {len(test_docs)} are held out (test)"
+        )
     train_items = qa_items(train_docs)
     eval_sets = {"dev": (dev_docs, qa_items(dev_docs)), "test": (test_docs, qa_items(test_docs))}
     batches = [] if args.speed_only else qa_batches(len(train_items), args.batch_questions, args.steps, args.seed)
@@ -1013,9 +1066,13 @@ def main_qa(args: argparse.Namespace) -> int:
             "selection": ("untrained models, speed only; " if args.speed_only else "final model; ") + split_note,
         },
         "settings": {},
-        "data": {"train": str(args.train), "dev": str(args.dev), "test": str(args.test) if args.test else None,
-                 "eval_limit_docs": args.eval_limit or None,
-                 "questions": {"train": len(train_items), **{k: len(v[1]) for k, v in eval_sets.items()}}},
+        "data": {
+            "train": str(args.train),
+            "dev": str(args.dev),
+            "test": str(args.test) if args.test else None,
+            "eval_limit_docs": args.eval_limit or None,
+            "questions": {"train": len(train_items), **{k: len(v[1]) for k, v in eval_sets.items()}},
+        },
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "systems": {},
         "no_answer_baseline": {

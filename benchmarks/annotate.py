@@ -22,6 +22,7 @@ checked against in-process `nlp.pipe` (vectors and scores within 1e-5).
 The pipeline is a trained one, e.g. configs/ner.cfg trained on WNUT-17 with
 the MiniLM encoder (see benchmarks/README.md).
 """
+
 import argparse
 import json
 import os
@@ -93,7 +94,13 @@ def compare(got: List[Dict[str, Any]], want: List[Dict[str, Any]]) -> Dict[str, 
             diffs.append(float(numpy.max(numpy.abs(numpy.asarray(a["vector"]) - numpy.asarray(b["vector"])))))
         max_diff = max(max_diff, *diffs)
     identical = mismatched == 0 and max_diff <= ATOL
-    return {"identical": identical, "rows": len(got), "expected": len(want), "mismatched": mismatched, "max_diff": max_diff}
+    return {
+        "identical": identical,
+        "rows": len(got),
+        "expected": len(want),
+        "mismatched": mismatched,
+        "max_diff": max_diff,
+    }
 
 
 def run_like_ray_workers(kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -198,12 +205,12 @@ def main() -> int:
                 out = work / f"{engine}-{workers}-{repeat}"
                 load_before = os.getloadavg()[0]
                 result = run_like_ray_workers(
-                    dict(
-                        model=args.model, input_path=str(corpus), output_dir=str(out), engine=engine,
-                        workers=workers, threads_per_worker=threads, batch_size=args.batch_size,
-                        shard_size=args.shard_size, spans_keys=SPANS_KEYS, vectors=True, progress=False,
-                        address=address if engine == "ray" else None,
-                    )
+                    {
+                        "model": args.model, "input_path": str(corpus), "output_dir": str(out), "engine": engine,
+                        "workers": workers, "threads_per_worker": threads, "batch_size": args.batch_size,
+                        "shard_size": args.shard_size, "spans_keys": SPANS_KEYS, "vectors": True, "progress": False,
+                        "address": address if engine == "ray" else None,
+                    }
                 )  # fmt: skip
                 check = compare(read_rows(out), want)
                 shutil.rmtree(out)
@@ -225,7 +232,9 @@ def main() -> int:
                     }
                 )
                 last = measured[(engine, workers, threads)][-1]
-                print(f"  {engine} x{workers} (repeat {repeat}): {last['docs_per_s']:.1f} docs/s, identical={check['identical']}")
+                print(
+                    f"  {engine} x{workers} (repeat {repeat}): {last['docs_per_s']:.1f} docs/s, identical={check['identical']}"
+                )
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
@@ -241,11 +250,17 @@ def main() -> int:
     print(f"Ray start-up (ray.init, local {cores}-CPU cluster): {ray_init:.1f} s")
     print()
     print(f"best of {args.repeats} round-robin repeats; all runs in the JSON")
-    print("| engine | workers x threads | start-up s | docs/s after start-up | docs/s incl. start-up | rows identical |")
+    print(
+        "| engine | workers x threads | start-up s | docs/s after start-up | docs/s incl. start-up | rows identical |"
+    )
     print("|---|---|---|---|---|---|")
     for r in results:
         with_startup = r.get("docs_per_s_with_startup", r["docs"] / r["seconds"])
-        same = "reference" if r["engine"].startswith("nlp.pipe") else ("yes" if r["identical"] else f"no ({r['mismatched']} rows differ, max diff {r['max_diff']})")
+        same = (
+            "reference"
+            if r["engine"].startswith("nlp.pipe")
+            else ("yes" if r["identical"] else f"no ({r['mismatched']} rows differ, max diff {r['max_diff']})")
+        )
         print(
             f"| {r['engine']} | {r['workers']} x {r['threads']} | {r['startup_seconds']:.1f} | "
             f"{r['docs_per_s']:.1f} | {with_startup:.1f} | {same} |"

@@ -32,6 +32,7 @@ skipped (counted in `n_skipped`). The JSON keeps the means over docs under
 `comprehensiveness`, `sufficiency` and `sharpness`, and adds counts, ratios
 and the per-label means.
 """
+
 import argparse
 import json
 import sys
@@ -78,9 +79,7 @@ def token_mask(n_tokens: int, spans: Sequence[SpanT]) -> numpy.ndarray:
     return mask
 
 
-def random_spans(
-    candidates: Sequence[SpanT], n_tokens: int, length: int, rng: numpy.random.Generator
-) -> List[SpanT]:
+def random_spans(candidates: Sequence[SpanT], n_tokens: int, length: int, rng: numpy.random.Generator) -> List[SpanT]:
     """Candidate spans in random order, each kept if the tokens covered so far
     stay within `length`, until they cover exactly `length` tokens (or no
     candidate fits: with the unigrams among the candidates, every length up
@@ -268,14 +267,16 @@ def evaluate(nlp, docs, top_k: int, seed: int = 0, batch_size: int = 64, n_rando
         sharp.append(sharpness(group.attrs["weights"][positions[0]], int(group.attrs["n_candidates"])))
         indices, _ = span_attention_evidence(pipe.model, [doc])
         rows = pipe.model.ops.to_numpy(indices.dataXd).reshape((-1, 2))
-        items.append({
-            "label": label,
-            "n": len(doc),
-            "words": [t.text for t in doc],
-            "spaces": [bool(t.whitespace_) for t in doc],
-            "candidates": [(int(s), int(e)) for s, e in rows],
-            "evidence": evidence,
-        })
+        items.append(
+            {
+                "label": label,
+                "n": len(doc),
+                "words": [t.text for t in doc],
+                "spaces": [bool(t.whitespace_) for t in doc],
+                "candidates": [(int(s), int(e)) for s, e in rows],
+                "evidence": evidence,
+            }
+        )
     key_saved = pipe.cfg["evidence_key"]
     pipe.cfg["evidence_key"] = None  # the reduced texts need no evidence
     try:

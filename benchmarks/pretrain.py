@@ -29,6 +29,7 @@ process, and reports word pieces per second and their ratio.
 
 Writes DIR/results.json and prints Markdown tables.
 """
+
 import argparse
 import os
 import shutil
@@ -43,10 +44,16 @@ import srsly
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = {
-    "wnut17": {"task": "ner", "metric": "ents_f",
-               "convert": lambda data, split, out: ["conll", str(data / "wnut17" / f"{split}.conll"), str(out)]},
-    "litbank": {"task": "nested", "metric": "spans_spanbert_ner_f",
-                "convert": lambda data, split, out: ["litbank", str(data / "litbank" / split), str(out), "--n-sents", "8"]},
+    "wnut17": {
+        "task": "ner",
+        "metric": "ents_f",
+        "convert": lambda data, split, out: ["conll", str(data / "wnut17" / f"{split}.conll"), str(out)],
+    },
+    "litbank": {
+        "task": "nested",
+        "metric": "spans_spanbert_ner_f",
+        "convert": lambda data, split, out: ["litbank", str(data / "litbank" / split), str(out), "--n-sents", "8"],
+    },
 }
 ARMS = ("none", "random", "span")
 
@@ -71,8 +78,10 @@ def convert(args, dataset: str) -> Dict[str, Path]:
     for split in ("train", "dev"):
         out = folder / f"{dataset}_{split}.spacy"
         if not out.exists():
-            run([sys.executable, "-m", "spacy_spanbert.convert", *DATASETS[dataset]["convert"](args.data, split, out)],
-                args.output / "log.txt")
+            run(
+                [sys.executable, "-m", "spacy_spanbert.convert", *DATASETS[dataset]["convert"](args.data, split, out)],
+                args.output / "log.txt",
+            )
         paths[split] = out
     return paths
 
@@ -80,8 +89,13 @@ def convert(args, dataset: str) -> Dict[str, Path]:
 def pretrain_arm(args, dataset: str, arm: str, train: Path) -> Dict[str, Any]:
     out = args.output / "pretrained" / f"{dataset}_{arm}"
     meta_path = out / "pretrain_meta.json"
-    wanted = {"max_steps": args.pretrain_steps, "batch_size": args.pretrain_batch_size,
-              "seq_len": args.seq_len, "lr": args.pretrain_lr, "masking": arm}
+    wanted = {
+        "max_steps": args.pretrain_steps,
+        "batch_size": args.pretrain_batch_size,
+        "seq_len": args.seq_len,
+        "lr": args.pretrain_lr,
+        "masking": arm,
+    }
     meta = srsly.read_json(meta_path) if meta_path.exists() else None
     # A finished run is reused only if it was made with this budget. A finished
     # run with another budget is redone from scratch: its checkpoint goes, since
@@ -92,18 +106,53 @@ def pretrain_arm(args, dataset: str, arm: str, train: Path) -> Dict[str, Any]:
         meta_path.unlink()  # so an interruption of the new run resumes it
         meta = None
     if meta is None:
-        wall = run([sys.executable, "-m", "spacy", "spanbert", "pretrain", str(train), str(out),
-                    "--model", args.encoder, "--max-steps", str(args.pretrain_steps),
-                    "--batch-size", str(args.pretrain_batch_size), "--seq-len", str(args.seq_len),
-                    "--lr", str(args.pretrain_lr), "--masking", arm, "--seed", "0",
-                    "--save-every", str(max(1, args.pretrain_steps // 4))],
-                   args.output / "log.txt")
+        wall = run(
+            [
+                sys.executable,
+                "-m",
+                "spacy",
+                "spanbert",
+                "pretrain",
+                str(train),
+                str(out),
+                "--model",
+                args.encoder,
+                "--max-steps",
+                str(args.pretrain_steps),
+                "--batch-size",
+                str(args.pretrain_batch_size),
+                "--seq-len",
+                str(args.seq_len),
+                "--lr",
+                str(args.pretrain_lr),
+                "--masking",
+                arm,
+                "--seed",
+                "0",
+                "--save-every",
+                str(max(1, args.pretrain_steps // 4)),
+            ],
+            args.output / "log.txt",
+        )
         meta = srsly.read_json(meta_path)
         meta["wall_seconds"] = round(wall, 1)
         srsly.write_json(meta_path, meta)
-    return {"path": str(out), **{k: meta.get(k) for k in ("steps", "tokens_seen", "train_seconds", "wall_seconds",
-                                                          "tokens_per_second", "fresh_mlm_head",
-                                                          "heldout_loss_before", "heldout_loss_after")}}
+    return {
+        "path": str(out),
+        **{
+            k: meta.get(k)
+            for k in (
+                "steps",
+                "tokens_seen",
+                "train_seconds",
+                "wall_seconds",
+                "tokens_per_second",
+                "fresh_mlm_head",
+                "heldout_loss_before",
+                "heldout_loss_after",
+            )
+        },
+    }
 
 
 def finetune(args, dataset: str, arm: str, seed: int, encoder: str, paths: Dict[str, Path]) -> Dict[str, Any]:
@@ -112,12 +161,32 @@ def finetune(args, dataset: str, arm: str, seed: int, encoder: str, paths: Dict[
     results = out / "results.json"
     done = srsly.read_json(results)["budget"] if results.exists() else {}
     if (done.get("steps"), done.get("batch_words")) != (args.finetune_steps, args.finetune_batch_words):
-        run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), spec["task"],
-             "--train", str(paths["train"]), "--dev", str(paths["dev"]), "--encoder", encoder,
-             "--output", str(out), "--steps", str(args.finetune_steps), "--seed", str(seed),
-             "--eval-frequency", str(args.eval_frequency or max(1, args.finetune_steps // 4)),
-             "--batch-words", str(args.finetune_batch_words), "--systems", "spanbert"],
-            args.output / "log.txt")
+        run(
+            [
+                sys.executable,
+                str(REPO / "benchmarks" / "accuracy.py"),
+                spec["task"],
+                "--train",
+                str(paths["train"]),
+                "--dev",
+                str(paths["dev"]),
+                "--encoder",
+                encoder,
+                "--output",
+                str(out),
+                "--steps",
+                str(args.finetune_steps),
+                "--seed",
+                str(seed),
+                "--eval-frequency",
+                str(args.eval_frequency or max(1, args.finetune_steps // 4)),
+                "--batch-words",
+                str(args.finetune_batch_words),
+                "--systems",
+                "spanbert",
+            ],
+            args.output / "log.txt",
+        )
     system = srsly.read_json(results)["systems"]["spanbert"]
     return {"f": system["dev"][spec["metric"]], "train_seconds": system["train_seconds"]}
 
@@ -143,8 +212,15 @@ def throughput(args, train: Path) -> Dict[str, Any]:
     import torch
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
-    from spacy_spanbert.pretrain import (Masker, SpanBertPretrainer, load_tokenizer, make_optimizer,
-                                         pack_blocks, read_texts, tokenize_texts)
+    from spacy_spanbert.pretrain import (
+        Masker,
+        SpanBertPretrainer,
+        load_tokenizer,
+        make_optimizer,
+        pack_blocks,
+        read_texts,
+        tokenize_texts,
+    )
 
     tokenizer = load_tokenizer(args.encoder)
     texts = [text for text, _ in read_texts(train)]
@@ -157,8 +233,11 @@ def throughput(args, train: Path) -> Dict[str, Any]:
     def ours(masking: str):
         torch.manual_seed(0)
         masker = Masker(tokenizer, masking=masking)
-        learner = SpanBertPretrainer(AutoModelForMaskedLM.from_pretrained(args.encoder),
-                                     sbo_weight=1.0 if masking == "span" else 0.0, max_offset=args.seq_len)
+        learner = SpanBertPretrainer(
+            AutoModelForMaskedLM.from_pretrained(args.encoder),
+            sbo_weight=1.0 if masking == "span" else 0.0,
+            max_offset=args.seq_len,
+        )
         learner.train()
         optimizer, scheduler = make_optimizer(learner, 1e-5, 10_000, 1)
         state = {"step": 0}
@@ -205,8 +284,8 @@ def throughput(args, train: Path) -> Dict[str, Any]:
     loops = {"hf_mlm": hugging_face(), "ours_span_sbo": ours("span"), "ours_random": ours("random")}
     for step in loops.values():  # warm-up: first steps allocate
         step()
-    tokens = {name: 0 for name in loops}
-    seconds = {name: 0.0 for name in loops}
+    tokens = dict.fromkeys(loops, 0)
+    seconds = dict.fromkeys(loops, 0.0)
     for _ in range(rounds):
         for name, step in loops.items():
             started = time.perf_counter()
@@ -237,26 +316,31 @@ def tables(results: Dict[str, Any]) -> str:
     lines = []
     for dataset, res in results["datasets"].items():
         budget = res["budget"]
-        lines += [f"\n#### {dataset} ({DATASETS[dataset]['task']}, dev F, pretraining {budget['pretrain_steps']} steps x "
-                  f"{budget['pretrain_batch_size']} x {budget['seq_len']} pieces, {budget['finetune_steps']} fine-tuning "
-                  f"steps, seeds {', '.join(map(str, budget['seeds']))})\n",
-                  "| arm | mean F | std | min-max | delta vs none | pretraining (s) | tokens seen | held-out MLM loss before -> after |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"\n#### {dataset} ({DATASETS[dataset]['task']}, dev F, pretraining {budget['pretrain_steps']} steps x "
+            f"{budget['pretrain_batch_size']} x {budget['seq_len']} pieces, {budget['finetune_steps']} fine-tuning "
+            f"steps, seeds {', '.join(map(str, budget['seeds']))})\n",
+            "| arm | mean F | std | min-max | delta vs none | pretraining (s) | tokens seen | held-out MLM loss before -> after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         base = res["arms"].get("none", {}).get("f", {}).get("mean")
         for arm, row in res["arms"].items():
             f = row["f"]
             delta = "-" if base is None or f["mean"] is None or arm == "none" else f"{(f['mean'] - base) * 100:+.2f}"
             pre = row.get("pretraining") or {}
-            loss = (f"{pre['heldout_loss_before']:.3f} -> {pre['heldout_loss_after']:.3f}" if pre else "-")
+            loss = f"{pre['heldout_loss_before']:.3f} -> {pre['heldout_loss_after']:.3f}" if pre else "-"
             lines.append(
                 f"| {arm} | {fmt(f['mean'])} | {fmt(f['std'])} | {fmt(f['min'])}-{fmt(f['max'])} | {delta} | "
                 f"{pre.get('train_seconds', '-')} | {pre.get('tokens_seen', '-')} | {loss} |"
             )
     if results.get("throughput"):
         t = results["throughput"]
-        lines += [f"\n#### throughput ({Path(t['encoder']).name}, batch {t['batch_size']} x {t['seq_len']} pieces, "
-                  f"{t['steps_each']} steps each in {t['rounds']} alternating rounds, {t['torch_threads']} threads)\n",
-                  "| loop | word pieces / s | ratio to HF |", "|---|---|---|"]
+        lines += [
+            f"\n#### throughput ({Path(t['encoder']).name}, batch {t['batch_size']} x {t['seq_len']} pieces, "
+            f"{t['steps_each']} steps each in {t['rounds']} alternating rounds, {t['torch_threads']} threads)\n",
+            "| loop | word pieces / s | ratio to HF |",
+            "|---|---|---|",
+        ]
         for name, speed in t["tokens_per_second"].items():
             lines.append(f"| {name} | {speed:.0f} | {t['ratio_to_hf'].get(name, 1.0):.3f} |")
     return "\n".join(lines)
@@ -266,7 +350,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", required=True, help="Hugging Face model name or folder")
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SPANBERT_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("SPANBERT_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["wnut17", "litbank"])
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -296,23 +382,35 @@ def main(argv=None) -> int:
     results = srsly.read_json(path) if path.exists() else {}
     # Each dataset keeps the budget it was run with, so one results file can
     # gather runs made with different budgets (one invocation per dataset).
-    budget = {"pretrain_steps": args.pretrain_steps, "pretrain_batch_size": args.pretrain_batch_size,
-              "seq_len": args.seq_len, "pretrain_lr": args.pretrain_lr,
-              "finetune_steps": args.finetune_steps, "finetune_batch_words": args.finetune_batch_words,
-              "seeds": args.seeds, "eval_frequency": args.eval_frequency or max(1, args.finetune_steps // 4),
-              "torch_threads_env": os.environ.get("OMP_NUM_THREADS")}
+    budget = {
+        "pretrain_steps": args.pretrain_steps,
+        "pretrain_batch_size": args.pretrain_batch_size,
+        "seq_len": args.seq_len,
+        "pretrain_lr": args.pretrain_lr,
+        "finetune_steps": args.finetune_steps,
+        "finetune_batch_words": args.finetune_batch_words,
+        "seeds": args.seeds,
+        "eval_frequency": args.eval_frequency or max(1, args.finetune_steps // 4),
+        "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
+    }
     for stale in ("budget", "torch_threads_env"):  # top-level keys of older results files
         results.pop(stale, None)
-    results.update({
-        "encoder": args.encoder,
-        "machine": {"cpus": os.cpu_count()},
-    })
+    results.update(
+        {
+            "encoder": args.encoder,
+            "machine": {"cpus": os.cpu_count()},
+        }
+    )
     results.setdefault("datasets", {})
     if not args.only_throughput:
         for dataset in args.datasets:
             paths = convert(args, dataset)
-            entry = {"task": DATASETS[dataset]["task"], "metric": DATASETS[dataset]["metric"],
-                     "budget": budget, "arms": {}}
+            entry = {
+                "task": DATASETS[dataset]["task"],
+                "metric": DATASETS[dataset]["metric"],
+                "budget": budget,
+                "arms": {},
+            }
             for arm in args.arms:
                 row: Dict[str, Any] = {}
                 encoder = args.encoder

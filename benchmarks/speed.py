@@ -24,6 +24,7 @@
 
 Writes DIR/speed.json and DIR/speed.png (when matplotlib is installed).
 """
+
 import argparse
 import json
 import os
@@ -97,17 +98,41 @@ def build(encoder: str, system: str):
     if "spanbert_textcat" in system:
         textcat = nlp.add_pipe("spanbert_textcat", name="textcat")
     if "ner (spaCy)" in system:
-        ner = nlp.add_pipe("ner", config={"model": {
-            "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
-            "extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2,
-            "use_upper": False, "nO": None, "tok2vec": dict(SPACY_LISTENER)}})
+        ner = nlp.add_pipe(
+            "ner",
+            config={
+                "model": {
+                    "@architectures": "spacy.TransitionBasedParser.v2",
+                    "state_type": "ner",
+                    "extra_state_tokens": False,
+                    "hidden_width": 64,
+                    "maxout_pieces": 2,
+                    "use_upper": False,
+                    "nO": None,
+                    "tok2vec": dict(SPACY_LISTENER),
+                }
+            },
+        )
         for label in LABELS:
             ner.add_label(label)
     if "textcat (spaCy)" in system:
-        textcat = nlp.add_pipe("textcat", config={"model": {
-            "@architectures": "spacy.TextCatEnsemble.v2", "nO": None, "tok2vec": dict(SPACY_LISTENER),
-            "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
-                             "length": 262144, "ngram_size": 1, "no_output_layer": False}}})
+        textcat = nlp.add_pipe(
+            "textcat",
+            config={
+                "model": {
+                    "@architectures": "spacy.TextCatEnsemble.v2",
+                    "nO": None,
+                    "tok2vec": dict(SPACY_LISTENER),
+                    "linear_model": {
+                        "@architectures": "spacy.TextCatBOW.v3",
+                        "exclusive_classes": True,
+                        "length": 262144,
+                        "ngram_size": 1,
+                        "no_output_layer": False,
+                    },
+                }
+            },
+        )
     if "textcat" in system:
         for label in LABELS:
             textcat.add_label(label)
@@ -176,7 +201,7 @@ def component_times(encoder: str, batch_sizes: List[int], repeats: int, n_docs: 
         best: Dict[str, Dict[str, float]] = {name: {} for name in systems}
         for _ in range(repeats):
             for name, nlp in systems.items():
-                seconds = {component: 0.0 for component in nlp.pipe_names}
+                seconds = dict.fromkeys(nlp.pipe_names, 0.0)
                 docs = [nlp.make_doc(text) for text in texts]
                 for i in range(0, len(docs), bs):
                     batch = docs[i : i + bs]
@@ -278,8 +303,13 @@ def plot(result: Dict, path: Path) -> None:
     ax2.set_xlabel("doc length (tokens)")
     ax2.set_ylabel("spanbert predict + set_annotations (s)")
     ax3 = ax2.twinx()
-    ax3.plot([r["tokens"] for r in rows], [r["peak_rss_growth_mb"] for r in rows], marker="s",
-             color="tab:red", label="peak RSS growth (MB)")
+    ax3.plot(
+        [r["tokens"] for r in rows],
+        [r["peak_rss_growth_mb"] for r in rows],
+        marker="s",
+        color="tab:red",
+        label="peak RSS growth (MB)",
+    )
     ax3.set_ylabel("peak RSS growth (MB)")
     ax2.legend(loc="upper left", fontsize=7)
     ax3.legend(loc="lower right", fontsize=7)
@@ -294,18 +324,16 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--docs", type=int, default=256)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument(
-        "--lengths", type=int, nargs="+", default=[1000, 2000, 4000, 8000, 16000, 32000]
-    )
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 2000, 4000, 8000, 16000, 32000])
     parser.add_argument("--huge-chars", type=int, default=100000, help="also one doc of this many characters")
-    parser.add_argument(
-        "--only", choices=["throughput", "components", "scaling"], default=None, help="run one part"
-    )
+    parser.add_argument("--only", choices=["throughput", "components", "scaling"], default=None, help="run one part")
     args = parser.parse_args(argv)
     from accuracy import looks_like_a_path
 
     if args.encoder and looks_like_a_path(args.encoder) and not Path(args.encoder).expanduser().is_dir():
-        parser.error(f"--encoder {args.encoder}: no such folder. Give a local model folder, or leave it out for MiniLM.")
+        parser.error(
+            f"--encoder {args.encoder}: no such folder. Give a local model folder, or leave it out for MiniLM."
+        )
     import torch
 
     encoder = args.encoder or minilm_path()

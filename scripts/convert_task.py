@@ -8,6 +8,7 @@ textcat_multilabel, qa); DATA_DIR has the layout of the project's assets.
 Writes CORPUS_DIR/<train>.spacy and CORPUS_DIR/<dev>.spacy with the names
 project.yml's vars use by default for that config.
 """
+
 import sys
 from pathlib import Path
 
@@ -24,14 +25,31 @@ TASKS = {
         ["litbank", "{data}/litbank/dev", "{corpus}/litbank_dev.spacy", "--n-sents", "8"],
     ],
     "textcat": [
-        ["trec", "{data}/trec/train_5500.label", "{corpus}/trec_train.spacy",
-         "--dev-output", "{corpus}/trec_dev.spacy", "--dev-last", "500"],
+        [
+            "trec",
+            "{data}/trec/train_5500.label",
+            "{corpus}/trec_train.spacy",
+            "--dev-output",
+            "{corpus}/trec_dev.spacy",
+            "--dev-last",
+            "500",
+        ],
     ],
     "textcat_multilabel": [
-        ["goemotions", "{data}/goemotions/train.tsv", "{corpus}/goemotions_train.spacy",
-         "--labels", "{data}/goemotions/labels.txt"],
-        ["goemotions", "{data}/goemotions/dev.tsv", "{corpus}/goemotions_dev.spacy",
-         "--labels", "{data}/goemotions/labels.txt"],
+        [
+            "goemotions",
+            "{data}/goemotions/train.tsv",
+            "{corpus}/goemotions_train.spacy",
+            "--labels",
+            "{data}/goemotions/labels.txt",
+        ],
+        [
+            "goemotions",
+            "{data}/goemotions/dev.tsv",
+            "{corpus}/goemotions_dev.spacy",
+            "--labels",
+            "{data}/goemotions/labels.txt",
+        ],
     ],
     "qa": [
         ["squad", "{data}/squad2/train.json", "{corpus}/squad2_train.spacy"],
@@ -42,8 +60,11 @@ TASKS = {
 
 def main(config: str, data: str, corpus: str) -> int:
     if config not in TASKS:
-        print(f"error: no data set is known for config '{config}'; choose one of {sorted(TASKS)}, "
-              f"or convert your own data with python -m spacy_spanbert.convert.", file=sys.stderr)
+        print(
+            f"error: no data set is known for config '{config}'; choose one of {sorted(TASKS)}, "
+            f"or convert your own data with python -m spacy_spanbert.convert.",
+            file=sys.stderr,
+        )
         return 1
     jobs = [[arg.format(data=data, corpus=corpus) for arg in job] for job in TASKS[config]]
     missing = [job[1] for job in jobs if not Path(job[1]).exists()]

@@ -11,6 +11,7 @@ shows span vectors of an untrained `spanbert` (nearest spans across sentences).
 The corpus is generated here from templates and invented names: no data set is
 copied.
 """
+
 import argparse
 import json
 import os
@@ -30,18 +31,45 @@ DEFAULT_CONFIG = REPO / "configs" / "ner_textcat.cfg"
 
 NAMES = {
     "PER": [
-        "Mara Okonkwo", "Tobias Lindqvist", "Ines Carvalho", "Jun Takeda", "Priya Raman",
-        "Oskar Brandt", "Lena Novak", "Samir Haddad", "Greta Holm", "Diego Ferreira",
-        "Amara Diallo", "Felix Aranda", "Noor Qureshi", "Hugo Marchetti", "Yara Kovacs",
+        "Mara Okonkwo",
+        "Tobias Lindqvist",
+        "Ines Carvalho",
+        "Jun Takeda",
+        "Priya Raman",
+        "Oskar Brandt",
+        "Lena Novak",
+        "Samir Haddad",
+        "Greta Holm",
+        "Diego Ferreira",
+        "Amara Diallo",
+        "Felix Aranda",
+        "Noor Qureshi",
+        "Hugo Marchetti",
+        "Yara Kovacs",
     ],
     "LOC": [
-        "Port Elwin", "Vardenfeld", "the Calder Valley", "Norhaven", "Lake Ostra",
-        "San Arveno", "Kelmarsh", "the Brisa Coast", "Tallowmere", "East Quorra",
+        "Port Elwin",
+        "Vardenfeld",
+        "the Calder Valley",
+        "Norhaven",
+        "Lake Ostra",
+        "San Arveno",
+        "Kelmarsh",
+        "the Brisa Coast",
+        "Tallowmere",
+        "East Quorra",
     ],
     "ORG": [
-        "Halvorsen Systems", "the Northgate Bank", "Brightwater Foods", "Corvid Labs",
-        "the Ostra Rangers", "Kelmarsh United", "the Civic Reform Party", "Meridian Motors",
-        "the Institute for Tidal Studies", "Juniper Analytics",
+        "Halvorsen Systems",
+        "the Northgate Bank",
+        "Brightwater Foods",
+        "Corvid Labs",
+        "the Ostra Rangers",
+        "Kelmarsh United",
+        "the Civic Reform Party",
+        "Meridian Motors",
+        "the Institute for Tidal Studies",
+        "Juniper Analytics",
     ],
 }
 
@@ -234,8 +262,10 @@ def render_svg(nlp, texts: Sequence[str]) -> str:
     ]
     items: List[str] = []
     y = 30.0
-    for line in ("doc.ents: shaded by label.  doc.spans[evidence_key]: red bars under the",
-                 "spans the best category attended to most (darker = larger attention weight)."):
+    for line in (
+        "doc.ents: shaded by label.  doc.spans[evidence_key]: red bars under the",
+        "spans the best category attended to most (darker = larger attention weight).",
+    ):
         items.append(f'<text x="10" y="{y}" font-weight="bold">{line}</text>')
         y += 20
     for doc in docs:
@@ -257,11 +287,15 @@ def render_svg(nlp, texts: Sequence[str]) -> str:
             for i in range(ent.start, ent.end):
                 r, c = places[i]
                 n = len(doc[i].text) + (1 if i + 1 < ent.end and doc[i].whitespace_ else 0)
-                items.append(f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 15}" width="{n * SVG_CHAR:.1f}" '
-                             f'height="20" fill="{SVG_COLORS.get(ent.label_, "#e0e0e0")}"/>')
+                items.append(
+                    f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 15}" width="{n * SVG_CHAR:.1f}" '
+                    f'height="20" fill="{SVG_COLORS.get(ent.label_, "#e0e0e0")}"/>'
+                )
             r, c = places[ent.start]
-            items.append(f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 17}" font-size="9" '
-                         f'font-weight="bold">{_svg_escape(ent.label_)}</text>')
+            items.append(
+                f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 17}" font-size="9" '
+                f'font-weight="bold">{_svg_escape(ent.label_)}</text>'
+            )
         for i, token in enumerate(doc):
             r, c = places[i]
             items.append(f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r]}">{_svg_escape(token.text)}</text>')
@@ -276,9 +310,11 @@ def render_svg(nlp, texts: Sequence[str]) -> str:
                 for i in range(span.start, span.end):
                     r, c = places[i]
                     n = len(doc[i].text) + (1 if i + 1 < span.end and doc[i].whitespace_ else 0)
-                    items.append(f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] + 6 + 5 * level}" '
-                                 f'width="{n * SVG_CHAR:.1f}" height="3" fill="#c92a2a" '
-                                 f'fill-opacity="{0.25 + 0.75 * float(w) / top:.2f}"/>')
+                    items.append(
+                        f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] + 6 + 5 * level}" '
+                        f'width="{n * SVG_CHAR:.1f}" height="3" fill="#c92a2a" '
+                        f'fill-opacity="{0.25 + 0.75 * float(w) / top:.2f}"/>'
+                    )
         y = line_y[-1] + 10
     height = y + 20
     width = 20 + SVG_WRAP * SVG_CHAR

@@ -3,6 +3,7 @@ does: the first 80 to train/, the next 10 to dev/ (the last 10 are left out).
 
     python scripts/split_litbank.py SOURCE_FOLDER OUTPUT_FOLDER
 """
+
 import shutil
 import sys
 from pathlib import Path

@@ -4,6 +4,7 @@ Importing the package registers its factories, architectures, suggesters and
 scorers; a packaged pipeline finds them through the entry points in
 pyproject.toml.
 """
+
 from . import _fork, architectures, callbacks, cleaner, encoder, ner, qa, suggesters, textcat  # noqa: F401  (registration)
 from .cleaner import SpanBertCleaner
 from .data_classes import SpanBatch

@@ -7,6 +7,7 @@ pool hangs the first time it enters a parallel region. spaCy's workers are the
 parallelism in that setting, so each forked child runs torch single-threaded.
 The parent process is not touched.
 """
+
 import os
 
 _installed = False

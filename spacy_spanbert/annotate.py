@@ -29,6 +29,7 @@ Output schema (one table for every row kind; `OUTPUT_COLUMNS` documents it):
 | vector | list<float32> | span vector with `vectors=True`, else null |
 | cats | map<string, float32> | `doc.cats` on the `cats` row, else null |
 """
+
 import glob
 import importlib
 import inspect
@@ -170,9 +171,7 @@ def _span_row(doc_id: str, key: str, span: Span, score, vector) -> Dict[str, Any
     }
 
 
-def rows(
-    doc: Doc, *, doc_id: str, spans_keys: Sequence[str] = (), vectors: bool = False
-) -> List[Dict[str, Any]]:
+def rows(doc: Doc, *, doc_id: str, spans_keys: Sequence[str] = (), vectors: bool = False) -> List[Dict[str, Any]]:
     """The output records of one processed doc: one per entity (key "ents"),
     one per span of each group in `spans_keys` (key = the group's key, in group
     order), and one for `doc.cats` (key "cats") if the doc has categories.
@@ -337,7 +336,9 @@ def plan_shards(root: Path, files: Sequence[Path], *, shard_size: int) -> List[D
         if fmt == "parquet":
             pq = _require("pyarrow.parquet", "reading Parquet input")
             total = pq.ParquetFile(path).metadata.num_rows
-            spans = [(s, min(s + shard_size, total), s + 1, min(shard_size, total - s)) for s in range(0, total, shard_size)]
+            spans = [
+                (s, min(s + shard_size, total), s + 1, min(shard_size, total - s)) for s in range(0, total, shard_size)
+            ]
         else:
             spans, _ = _line_shards(path, shard_size)
         for k, (start, stop, first_line, n) in enumerate(spans):
@@ -637,7 +638,9 @@ class ShardAnnotator:
     def __call__(self, batch: Dict[str, numpy.ndarray]) -> Dict[str, numpy.ndarray]:
         out: Dict[str, List[Any]] = {"name": [], "docs": [], "rows": [], "records": [], "ready_at": []}
         for i in range(len(batch["name"])):
-            shard = {key: values[i].item() if hasattr(values[i], "item") else values[i] for key, values in batch.items()}
+            shard = {
+                key: values[i].item() if hasattr(values[i], "item") else values[i] for key, values in batch.items()
+            }
             records, errors = read_shard(shard, text_field=self.opts["text_field"], id_field=self.opts["id_field"])
             annotated = annotate_batch(
                 self.nlp,
@@ -812,13 +815,28 @@ def annotate(
     start = time.perf_counter()
     if engine == "local":
         summaries, timings = _run_local(
-            model, shards, output_dir, opts, workers=workers, threads=threads_per_worker,
-            gpu_id=gpu_id, code_path=code_path, progress=progress,
+            model,
+            shards,
+            output_dir,
+            opts,
+            workers=workers,
+            threads=threads_per_worker,
+            gpu_id=gpu_id,
+            code_path=code_path,
+            progress=progress,
         )
     else:
         summaries, timings = _run_ray(
-            model, shards, output_dir, opts, workers=workers, threads=threads_per_worker,
-            gpu_id=gpu_id, address=address, code_path=code_path, progress=progress,
+            model,
+            shards,
+            output_dir,
+            opts,
+            workers=workers,
+            threads=threads_per_worker,
+            gpu_id=gpu_id,
+            address=address,
+            code_path=code_path,
+            progress=progress,
         )
     seconds = time.perf_counter() - start
     by_name = {s["name"]: s for s in summaries}
@@ -842,7 +860,11 @@ def annotate(
         input=str(input_path),
         schema=[{"name": n, "type": t, "meaning": m} for n, t, m in OUTPUT_COLUMNS],
         files=[
-            {"file": f"{PART_PREFIX}{s['name']}.parquet", "docs": by_name[s["name"]]["docs"], "rows": by_name[s["name"]]["rows"]}
+            {
+                "file": f"{PART_PREFIX}{s['name']}.parquet",
+                "docs": by_name[s["name"]]["docs"],
+                "rows": by_name[s["name"]]["rows"],
+            }
             for s in shards
         ],
     )
@@ -860,10 +882,14 @@ def annotate_cli(
     output_dir: Path = typer.Argument(..., help="Output folder for the Parquet files (must be empty)"),
     engine: str = typer.Option("local", "--engine", "-e", help="local (nlp.pipe) or ray (Ray Data)"),
     workers: int = typer.Option(1, "--workers", "-w", help="Processes (local) or actors (ray)"),
-    threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", help="Torch threads per worker (workers x threads <= cores)"),
+    threads_per_worker: Optional[int] = typer.Option(
+        None, "--threads-per-worker", help="Torch threads per worker (workers x threads <= cores)"
+    ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per nlp.pipe batch"),
     vectors: bool = typer.Option(False, "--vectors", help="Write span vectors (float32)"),
-    spans_keys: Optional[List[str]] = typer.Option(None, "--spans-key", help="Span group to write besides doc.ents (repeatable)"),
+    spans_keys: Optional[List[str]] = typer.Option(
+        None, "--spans-key", help="Span group to write besides doc.ents (repeatable)"
+    ),
     text_field: str = typer.Option("text", "--text-field", help="Field (column) with the text"),
     id_field: str = typer.Option("id", "--id-field", help="Field (column) with the doc id"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for CPU (ray: >= 0 gives each actor a GPU)"),

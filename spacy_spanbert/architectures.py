@@ -5,6 +5,7 @@ in each head -> `SpanClassifier` (`spanbert_ner`) or `SpanAttentionTextCat`
 (`textcat`, `textcat_multilabel`, `spanbert_textcat*`); and `QuestionAnswerer`
 (`spanbert_qa`), which owns its cross-encoder.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -231,4 +232,6 @@ def build_question_answerer(
     check_dropout(where, dropout)
     if isinstance(head_lr_scale, bool) or not isinstance(head_lr_scale, (int, float)) or head_lr_scale <= 0:
         raise ValueError(Errors.E043.format(where=where, value=head_lr_scale))
-    return qa_model(name, do_lower_case=do_lower_case, hidden_width=hidden_width, dropout=dropout, head_lr_scale=head_lr_scale)
+    return qa_model(
+        name, do_lower_case=do_lower_case, hidden_width=hidden_width, dropout=dropout, head_lr_scale=head_lr_scale
+    )

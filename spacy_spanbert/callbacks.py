@@ -1,4 +1,5 @@
 """Registered callbacks for `[initialize]`."""
+
 import os
 from pathlib import Path
 from typing import Callable

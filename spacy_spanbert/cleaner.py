@@ -13,6 +13,7 @@ them while the pipeline runs; a pipeline that only delivers `doc.ents` or
 
 (spaCy's own `doc_cleaner` cannot reach a span group's attrs.)
 """
+
 from typing import Any, Dict
 
 from spacy.language import Language

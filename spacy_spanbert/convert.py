@@ -18,6 +18,7 @@ per-label counts). Every format also has a reader returning `List[Doc]`:
 Malformed input raises `ConversionError` (a `ValueError`) whose message starts
 with `path:line:`; `main` prints it to stderr and returns 1.
 """
+
 import argparse
 import codecs
 import json
@@ -87,9 +88,7 @@ def _get_nlp(nlp_or_vocab: NlpOrVocab) -> Language:
         return spacy.blank(nlp_or_vocab.lang or "en", vocab=nlp_or_vocab)
     if isinstance(nlp_or_vocab, str):
         return spacy.blank(nlp_or_vocab)
-    raise TypeError(
-        f"expected a Language, a Vocab or a language code, got {type(nlp_or_vocab).__name__}"
-    )
+    raise TypeError(f"expected a Language, a Vocab or a language code, got {type(nlp_or_vocab).__name__}")
 
 
 def _check_limit(limit: Optional[int]) -> None:
@@ -164,9 +163,7 @@ def _bio_spans(tags: Sequence[Tag]) -> List[Tuple[int, int, str]]:
     return spans
 
 
-def _token_doc(
-    vocab: Vocab, words: List[str], sent_starts: Optional[List[bool]] = None
-) -> Doc:
+def _token_doc(vocab: Vocab, words: List[str], sent_starts: Optional[List[bool]] = None) -> Doc:
     spaces = [True] * len(words)
     if spaces:
         spaces[-1] = False
@@ -235,15 +232,13 @@ def read_conll(
             continue  # a comment before a sentence, e.g. MultiCoNER's "# id ... domain=en"
         if len(parts) < 2:
             raise ConversionError(
-                f"{path}:{lineno}: expected a token and a tag separated by a tab, "
-                f"found 1 column: {line!r}"
+                f"{path}:{lineno}: expected a token and a tag separated by a tab, found 1 column: {line!r}"
             )
         if n_cols is None:
             n_cols, cols_line = len(parts), lineno
         elif len(parts) != n_cols:
             raise ConversionError(
-                f"{path}:{lineno}: expected {n_cols} columns (as on line {cols_line}), "
-                f"found {len(parts)}: {line!r}"
+                f"{path}:{lineno}: expected {n_cols} columns (as on line {cols_line}), found {len(parts)}: {line!r}"
             )
         word = parts[0]
         if word == "":
@@ -323,11 +318,14 @@ def _split_sentences(doc: Doc, n_sents: int, spans_key: str) -> List[Doc]:
         words = [t.text for t in doc[begin:end]]
         part = _token_doc(doc.vocab, words, [t.is_sent_start for t in doc[begin:end]])
         part[0].is_sent_start = True
-        inside = lambda span: begin <= span.start and span.end <= end  # noqa: E731
-        part.spans[spans_key] = SpanGroup(part, name=spans_key, spans=[
-            Span(part, s.start - begin, s.end - begin, label=s.label_)
-            for s in doc.spans[spans_key] if inside(s)
-        ])
+        inside = lambda span, begin=begin, end=end: begin <= span.start and span.end <= end  # noqa: E731
+        part.spans[spans_key] = SpanGroup(
+            part,
+            name=spans_key,
+            spans=[
+                Span(part, s.start - begin, s.end - begin, label=s.label_) for s in doc.spans[spans_key] if inside(s)
+            ],
+        )
         part.ents = [Span(part, e.start - begin, e.end - begin, label=e.label_) for e in doc.ents if inside(e)]
         parts.append(part)
     return parts
@@ -357,8 +355,7 @@ def _read_litbank_file(path: Path, vocab: Vocab, spans_key: str, encoding: str) 
             layers = [[] for _ in range(n_cols - 1)]
         elif len(parts) != n_cols:
             raise ConversionError(
-                f"{path}:{lineno}: expected {n_cols} columns (as on line {cols_line}), "
-                f"found {len(parts)}: {line!r}"
+                f"{path}:{lineno}: expected {n_cols} columns (as on line {cols_line}), found {len(parts)}: {line!r}"
             )
         if parts[0] == "":
             raise ConversionError(f"{path}:{lineno}: empty token: {line!r}")
@@ -375,12 +372,10 @@ def _read_litbank_file(path: Path, vocab: Vocab, spans_key: str, encoding: str) 
         for span in _bio_spans(layer):
             candidates[span] = depth
     ordered = sorted(candidates)
-    doc.spans[spans_key] = SpanGroup(
-        doc, name=spans_key, spans=[Span(doc, s, e, label=lab) for s, e, lab in ordered]
-    )
+    doc.spans[spans_key] = SpanGroup(doc, name=spans_key, spans=[Span(doc, s, e, label=lab) for s, e, lab in ordered])
     taken = [False] * len(doc)
     ents = []
-    for (s, e, lab), depth in sorted(
+    for (s, e, lab), _depth in sorted(
         candidates.items(), key=lambda item: (item[0][0] - item[0][1], -item[1], item[0][0])
     ):
         if not any(taken[s:e]):
@@ -430,13 +425,9 @@ def read_prodigy(
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ConversionError(
-                f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})"
-            ) from None
+            raise ConversionError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
         if not isinstance(row, dict):
-            raise ConversionError(
-                f"{path}:{lineno}: expected a JSON object, found {type(row).__name__}"
-            )
+            raise ConversionError(f"{path}:{lineno}: expected a JSON object, found {type(row).__name__}")
         doc = _prodigy_row(row, nlp, f"{path}:{lineno}")
         if doc is not None:
             docs.append(doc)
@@ -446,9 +437,7 @@ def read_prodigy(
 def _prodigy_row(row: dict, nlp: Language, where: str) -> Optional[Doc]:
     answer = row.get("answer")
     if answer is not None and answer not in ("accept", "reject", "ignore"):
-        raise ConversionError(
-            f"{where}: unknown answer {answer!r} (expected accept, reject or ignore)"
-        )
+        raise ConversionError(f"{where}: unknown answer {answer!r} (expected accept, reject or ignore)")
     if "cats" in row:
         kind = "cats"
     elif "options" in row and "spans" not in row:
@@ -463,8 +452,7 @@ def _prodigy_row(row: dict, nlp: Language, where: str) -> Optional[Doc]:
     if kind == "cats":
         cats = row["cats"]
         if not isinstance(cats, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-            for k, v in cats.items()
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in cats.items()
         ):
             raise ConversionError(f"{where}: 'cats' must map label strings to numbers")
         doc.cats = {label: float(value) for label, value in cats.items()}
@@ -495,9 +483,13 @@ def _prodigy_choice(row: dict, where: str) -> Dict[str, float]:
     textcat.manual with several labels): 1.0 for each accepted option id,
     0.0 for the others."""
     options = row["options"]
-    if not isinstance(options, list) or not options or not all(
-        isinstance(o, dict) and isinstance(o.get("id"), (str, int)) and not isinstance(o.get("id"), bool)
-        for o in options
+    if (
+        not isinstance(options, list)
+        or not options
+        or not all(
+            isinstance(o, dict) and isinstance(o.get("id"), (str, int)) and not isinstance(o.get("id"), bool)
+            for o in options
+        )
     ):
         raise ConversionError(f"{where}: 'options' must be a non-empty list of objects with an 'id'")
     accept = row.get("accept", [])
@@ -511,9 +503,7 @@ def _prodigy_choice(row: dict, where: str) -> Dict[str, float]:
     return {i: float(i in accepted) for i in ids}
 
 
-def _prodigy_doc(
-    row: dict, nlp: Language, where: str
-) -> Tuple[Doc, Optional[List[Tuple[int, int]]]]:
+def _prodigy_doc(row: dict, nlp: Language, where: str) -> Tuple[Doc, Optional[List[Tuple[int, int]]]]:
     """The row's Doc and, if built from `tokens`, each token's char offsets."""
     text = row.get("text")
     tokens = row.get("tokens")
@@ -528,9 +518,7 @@ def _prodigy_doc(
         if not isinstance(tok, dict) or not isinstance(tok.get("text"), str) or not tok["text"]:
             raise ConversionError(f"{where}: token {i} has no 'text'")
         words.append(tok["text"])
-    has_offsets = all(
-        isinstance(t.get("start"), int) and isinstance(t.get("end"), int) for t in tokens
-    )
+    has_offsets = all(isinstance(t.get("start"), int) and isinstance(t.get("end"), int) for t in tokens)
     spaces: List[bool] = []
     for i, tok in enumerate(tokens):
         if "ws" in tok:
@@ -549,9 +537,7 @@ def _prodigy_doc(
     return doc, offsets
 
 
-def _prodigy_span(
-    doc: Doc, span: object, token_offsets: Optional[List[Tuple[int, int]]], where: str
-) -> Span:
+def _prodigy_span(doc: Doc, span: object, token_offsets: Optional[List[Tuple[int, int]]], where: str) -> Span:
     if not isinstance(span, dict):
         raise ConversionError(f"{where}: expected a JSON object")
     label = span.get("label")
@@ -560,22 +546,16 @@ def _prodigy_span(
     ts, te = span.get("token_start"), span.get("token_end")
     if token_offsets is not None and isinstance(ts, int) and isinstance(te, int):
         if not 0 <= ts <= te < len(doc):
-            raise ConversionError(
-                f"{where}: token_start {ts} / token_end {te} out of range for {len(doc)} tokens"
-            )
+            raise ConversionError(f"{where}: token_start {ts} / token_end {te} out of range for {len(doc)} tokens")
         return Span(doc, ts, te + 1, label=label)
     start, end = span.get("start"), span.get("end")
     if not isinstance(start, int) or not isinstance(end, int):
-        raise ConversionError(
-            f"{where}: needs char 'start'/'end' (or 'token_start'/'token_end' with 'tokens')"
-        )
+        raise ConversionError(f"{where}: needs char 'start'/'end' (or 'token_start'/'token_end' with 'tokens')")
     if not 0 <= start < end:
         raise ConversionError(f"{where}: invalid char offsets [{start}:{end}]")
     if token_offsets is None:
         if end > len(doc.text):
-            raise ConversionError(
-                f"{where}: char offsets [{start}:{end}] beyond the text ({len(doc.text)} chars)"
-            )
+            raise ConversionError(f"{where}: char offsets [{start}:{end}] beyond the text ({len(doc.text)} chars)")
         ent = doc.char_span(start, end, label=label, alignment_mode="expand")
         if ent is None or len(ent) == 0:
             raise ConversionError(f"{where}: char offsets [{start}:{end}] cover no token")
@@ -612,9 +592,7 @@ def read_trec(
         label = parts[0]
         coarse, colon, fine_label = label.partition(":")
         if not colon or not coarse or not fine_label:
-            raise ConversionError(
-                f"{path}:{lineno}: expected a COARSE:fine label first, found {label!r}"
-            )
+            raise ConversionError(f"{path}:{lineno}: expected a COARSE:fine label first, found {label!r}")
         if len(parts) < 2 or not parts[1].strip():
             raise ConversionError(f"{path}:{lineno}: label {label!r} but no question text")
         rows.append((label if fine else coarse, parts[1].split()))
@@ -678,8 +656,7 @@ def read_goemotions(
         parts = line.split("\t")
         if len(parts) != 3:
             raise ConversionError(
-                f"{path}:{lineno}: expected 3 tab-separated columns "
-                f"(text, label ids, comment id), found {len(parts)}"
+                f"{path}:{lineno}: expected 3 tab-separated columns (text, label ids, comment id), found {len(parts)}"
             )
         text, ids, _comment_id = parts
         if not text.strip():
@@ -691,8 +668,7 @@ def read_goemotions(
             raw = raw.strip()
             if not raw.isdigit() or int(raw) >= len(names):
                 raise ConversionError(
-                    f"{path}:{lineno}: unknown label id {raw!r} "
-                    f"(the labels file names ids 0-{len(names) - 1})"
+                    f"{path}:{lineno}: unknown label id {raw!r} (the labels file names ids 0-{len(names) - 1})"
                 )
             on.add(names[int(raw)])
         doc = nlp.make_doc(text)
@@ -798,9 +774,7 @@ def read_squad(
                         span = doc.char_span(start, end, label=qid, alignment_mode="expand")
                         n_expanded += 1
                     if span is None or len(span) == 0:
-                        raise ConversionError(
-                            f"{where}: question {qid!r}: answer {text!r} at {start} covers no token"
-                        )
+                        raise ConversionError(f"{where}: question {qid!r}: answer {text!r} at {start} covers no token")
                     spans.append(span)
                     texts.append(text)
                     n_answers += 1
@@ -890,7 +864,7 @@ def _positive_int(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return number
@@ -915,27 +889,49 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", help="input file (litbank: folder of .tsv files, or one file)")
     parser.add_argument("output", help="output .spacy file")
     parser.add_argument("--lang", default="en", help="language of the blank pipeline (default: en)")
-    parser.add_argument("--limit", type=_positive_int, default=None, metavar="N",
-                        help="keep only the first N docs")
-    parser.add_argument("--encoding", default=None,
-                        help="input encoding (default: iso-8859-1 for trec, utf-8 otherwise)")
-    parser.add_argument("--n-sents", type=_positive_int, default=None, metavar="N",
-                        help="conll: sentences per doc (default: 1); litbank: split each "
-                             "file into docs of N sentences (default: one doc per file)")
-    parser.add_argument("--spans-key", default=None, metavar="KEY",
-                        help=f"litbank: doc.spans key for all layers (default: {DEFAULT_SPANS_KEY}); "
-                             f"squad: key of the answers (default: {QA_SPANS_KEY})")
-    parser.add_argument("--fine", action="store_true",
-                        help="trec: use COARSE:fine labels instead of coarse ones")
-    parser.add_argument("--labels", default=None, metavar="FILE",
-                        help="goemotions (required): label names, one a line (id = line index)")
-    parser.add_argument("--dev-output", default=None, metavar="PATH",
-                        help="write the last --dev-last docs here instead of to OUTPUT")
-    parser.add_argument("--dev-last", type=_positive_int, default=None, metavar="N",
-                        help="number of final docs held out into --dev-output")
-    parser.add_argument("--drop-texts-in", default=None, metavar="FILE",
-                        help="drop docs whose text also occurs in this .spacy file (e.g. a "
-                             "dev set that shares rows with the converted training set)")
+    parser.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="keep only the first N docs")
+    parser.add_argument(
+        "--encoding", default=None, help="input encoding (default: iso-8859-1 for trec, utf-8 otherwise)"
+    )
+    parser.add_argument(
+        "--n-sents",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="conll: sentences per doc (default: 1); litbank: split each "
+        "file into docs of N sentences (default: one doc per file)",
+    )
+    parser.add_argument(
+        "--spans-key",
+        default=None,
+        metavar="KEY",
+        help=f"litbank: doc.spans key for all layers (default: {DEFAULT_SPANS_KEY}); "
+        f"squad: key of the answers (default: {QA_SPANS_KEY})",
+    )
+    parser.add_argument("--fine", action="store_true", help="trec: use COARSE:fine labels instead of coarse ones")
+    parser.add_argument(
+        "--labels",
+        default=None,
+        metavar="FILE",
+        help="goemotions (required): label names, one a line (id = line index)",
+    )
+    parser.add_argument(
+        "--dev-output", default=None, metavar="PATH", help="write the last --dev-last docs here instead of to OUTPUT"
+    )
+    parser.add_argument(
+        "--dev-last",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="number of final docs held out into --dev-output",
+    )
+    parser.add_argument(
+        "--drop-texts-in",
+        default=None,
+        metavar="FILE",
+        help="drop docs whose text also occurs in this .spacy file (e.g. a "
+        "dev set that shares rows with the converted training set)",
+    )
     return parser
 
 
@@ -982,7 +978,7 @@ def _read(args: argparse.Namespace) -> List[Doc]:
 
 
 def _count(n: int, noun: str) -> str:
-    """"1 doc", "2 docs"."""
+    """ "1 doc", "2 docs"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -1030,8 +1026,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.dev_last is not None:
             if args.dev_last >= len(docs):
                 raise ConversionError(
-                    f"{args.input}: --dev-last {args.dev_last} leaves no training docs "
-                    f"(read {len(docs)} docs)"
+                    f"{args.input}: --dev-last {args.dev_last} leaves no training docs (read {len(docs)} docs)"
                 )
             docs, dev = docs[: -args.dev_last], docs[-args.dev_last :]
         store_user_data = args.format == "squad"  # doc._.questions

@@ -1,4 +1,5 @@
 """Data passed between the span encoder and its listeners."""
+
 from dataclasses import dataclass
 
 from thinc.types import Floats2d, Ragged

@@ -1,4 +1,5 @@
 """The `spanbert` component: candidate spans -> span vectors on `doc.spans`."""
+
 import warnings
 import weakref
 from itertools import islice
@@ -90,7 +91,7 @@ def make_spanbert(
         multiple of the optimizer's learning rate.
     """
     if suggester is not None:
-        warnings.warn(Warnings.W003.format(name=name), DeprecationWarning)
+        warnings.warn(Warnings.W003.format(name=name), DeprecationWarning, stacklevel=2)
         model.attrs["suggester"] = adapt_suggester(suggester)
     return SpanBert(
         nlp.vocab,
@@ -364,9 +365,7 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
                 continue
             for node in model.walk():
                 if isinstance(node, SpanBertListener) and node.upstream_name not in ["*"] + encoders:
-                    raise ValueError(
-                        Errors.E018.format(head=name, upstream=node.upstream_name, encoders=encoders)
-                    )
+                    raise ValueError(Errors.E018.format(head=name, upstream=node.upstream_name, encoders=encoders))
         for node in token_vector_listeners(self.model):
             listener_maps = [getattr(nlp.get_pipe(n), "listener_map", None) or {} for n in before]
             if not any(node in group for listener_map in listener_maps for group in listener_map.values()):
@@ -430,5 +429,7 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
             positions = getattr(config, "max_position_embeddings", None)
             if isinstance(max_length, int) and isinstance(positions, int) and max_length > positions:
                 shown = max_length if max_length < 10**9 else "unset"
-                warnings.warn(Warnings.W002.format(name=self.name, shown=shown, positions=positions), UserWarning)
+                warnings.warn(
+                    Warnings.W002.format(name=self.name, shown=shown, positions=positions), UserWarning, stacklevel=2
+                )
                 return

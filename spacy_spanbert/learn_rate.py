@@ -1,5 +1,6 @@
 """`learn_rate_scale`: train a component's own weights at a multiple of the
 optimizer's learning rate (the transformer keeps the optimizer's rate)."""
+
 from typing import Any
 
 from .errors import Errors

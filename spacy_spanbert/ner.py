@@ -5,6 +5,7 @@ the labels plus "no entity". The spans over `threshold` go to
 `doc.spans[spans_key]` (nested or overlapping, with `attrs["scores"]`); a
 greedy non-overlapping decode of them goes to `doc.ents`.
 """
+
 import warnings
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -275,9 +276,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
                 Span(doc, int(doc_offsets[r, 0]), int(doc_offsets[r, 1]), label=self.labels[c])
                 for r, c in zip(rows, cols)
             ]
-            doc.spans[key] = SpanGroup(
-                doc, name=key, attrs={"scores": numpy.ascontiguousarray(scores)}, spans=spans
-            )
+            doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": numpy.ascontiguousarray(scores)}, spans=spans)
             self._set_ents(doc, spans, scores)
 
     def _set_ents(self, doc: Doc, spans: List[Span], scores) -> None:
@@ -340,9 +339,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    def get_loss(
-        self, examples: Iterable[Example], predictions: PredictionsT
-    ) -> Tuple[float, Floats2d]:
+    def get_loss(self, examples: Iterable[Example], predictions: PredictionsT) -> Tuple[float, Floats2d]:
         """Weighted softmax cross-entropy over labels + "no entity", summed
         over the candidates; the gold class of a candidate is the label of a
         gold span with the same offsets, else "no entity" (weighted by
@@ -442,9 +439,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         """RETURNS (Optional[Tuple[str, Any]]): The name and component of the
         `spanbert` encoder this head listens to, or None."""
         for name, comp in nlp.pipeline:
-            if self.name in (getattr(comp, "listening_components", None) or []) and hasattr(
-                comp, "suggester"
-            ):
+            if self.name in (getattr(comp, "listening_components", None) or []) and hasattr(comp, "suggester"):
                 return name, comp
         return None
 
@@ -488,6 +483,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
             warnings.warn(
                 Warnings.W001.format(name=self.name, missed=missed, total=total, encoder=up_name, longest=longest),
                 UserWarning,
+                stacklevel=2,
             )
 
     def _check_initialized(self) -> None:

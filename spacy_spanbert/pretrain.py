@@ -22,6 +22,7 @@ Linear -> GeLU -> LayerNorm layers and the decoder tied to the input
 embeddings. Spans never touch the first or last word of a sequence, and two
 spans never touch each other, so every boundary is an unmasked piece of text.
 """
+
 import json
 import math
 import os
@@ -66,8 +67,20 @@ META_FILE = "pretrain_meta.json"
 # held-out loss: at most this many sequences, so evaluating stays cheap on big TEXTS
 MAX_HELDOUT_BLOCKS = 256
 # the settings a checkpoint must share with the command that resumes it
-RESUME_KEYS = ("model", "texts", "max_steps", "seq_len", "batch_size", "lr", "warmup_steps", "head_steps",
-               "sbo_weight", "masking", "seed", "heldout_share")
+RESUME_KEYS = (
+    "model",
+    "texts",
+    "max_steps",
+    "seq_len",
+    "batch_size",
+    "lr",
+    "warmup_steps",
+    "head_steps",
+    "sbo_weight",
+    "masking",
+    "seed",
+    "heldout_share",
+)
 
 
 # ---------------------------------------------------------------- reading
@@ -200,8 +213,7 @@ def tokenize_texts(texts: Sequence[str], tokenizer, batch_size: int = 1000) -> L
     out: List[List[List[int]]] = []
     for start in range(0, len(texts), batch_size):
         batch = list(texts[start : start + batch_size])
-        encoded = tokenizer(batch, add_special_tokens=False, return_attention_mask=False,
-                            return_token_type_ids=False)
+        encoded = tokenizer(batch, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
         for i, ids in enumerate(encoded["input_ids"]):
             words: List[List[int]] = []
             previous = None
@@ -259,8 +271,15 @@ class Masker:
     ratio (float): The share of word pieces to mask.
     """
 
-    def __init__(self, tokenizer, *, masking: str = "span", ratio: float = MASK_RATIO,
-                 p: float = GEOMETRIC_P, max_words: int = MAX_SPAN_WORDS):
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        masking: str = "span",
+        ratio: float = MASK_RATIO,
+        p: float = GEOMETRIC_P,
+        max_words: int = MAX_SPAN_WORDS,
+    ):
         if masking not in MASKINGS:
             raise ValueError(f"spanbert pretrain: --masking {masking!r}: expected one of {', '.join(MASKINGS)}")
         self.masking = masking
@@ -281,8 +300,9 @@ class Masker:
     def n_special(self) -> int:
         return len(self.prefix) + len(self.suffix)
 
-    def sample_spans(self, words: numpy.ndarray, rng: numpy.random.Generator,
-                     target: Optional[float] = None) -> List[Tuple[int, int]]:
+    def sample_spans(
+        self, words: numpy.ndarray, rng: numpy.random.Generator, target: Optional[float] = None
+    ) -> List[Tuple[int, int]]:
         """The masked spans of one block, as sorted (start, end) piece offsets
         (end exclusive). Spans are drawn until `target` pieces (default:
         `ratio` of the block) are masked; the last span is kept whole, and
@@ -395,14 +415,19 @@ class SpanBoundaryHead(nn.Module):
         super().__init__()
         self.positions = nn.Embedding(max_offset, width)
         self.layers = nn.Sequential(
-            nn.Linear(3 * width, width), nn.GELU(), nn.LayerNorm(width, eps=eps),
-            nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width, eps=eps),
+            nn.Linear(3 * width, width),
+            nn.GELU(),
+            nn.LayerNorm(width, eps=eps),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.LayerNorm(width, eps=eps),
         )
         self.bias = nn.Parameter(torch.zeros(vocab_size))
         nn.init.normal_(self.positions.weight, std=0.02)
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor, offset: torch.Tensor,
-                decoder: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, left: torch.Tensor, right: torch.Tensor, offset: torch.Tensor, decoder: torch.Tensor
+    ) -> torch.Tensor:
         hidden = self.layers(torch.cat([left, right, self.positions(offset)], dim=-1))
         return nn.functional.linear(hidden, decoder, self.bias)
 
@@ -436,9 +461,11 @@ class SpanBertPretrainer(nn.Module):
         self.frozen_encoder = False
         config = mlm_model.config
         self.sbo = (
-            SpanBoundaryHead(config.hidden_size, config.vocab_size, max_offset,
-                             getattr(config, "layer_norm_eps", 1e-12))
-            if sbo_weight > 0 else None
+            SpanBoundaryHead(
+                config.hidden_size, config.vocab_size, max_offset, getattr(config, "layer_norm_eps", 1e-12)
+            )
+            if sbo_weight > 0
+            else None
         )
 
     def forward(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -452,8 +479,12 @@ class SpanBertPretrainer(nn.Module):
         mlm_loss = nn.functional.cross_entropy(logits.float(), target)
         if self.sbo is None:
             return mlm_loss, mlm_loss.detach(), torch.zeros(())
-        sbo_logits = self.sbo(hidden[row, batch["left"]], hidden[row, batch["right"]], batch["offset"],
-                              self.mlm_model.get_input_embeddings().weight)
+        sbo_logits = self.sbo(
+            hidden[row, batch["left"]],
+            hidden[row, batch["right"]],
+            batch["offset"],
+            self.mlm_model.get_input_embeddings().weight,
+        )
         sbo_loss = nn.functional.cross_entropy(sbo_logits.float(), target)
         return mlm_loss + self.sbo_weight * sbo_loss, mlm_loss.detach(), sbo_loss.detach()
 
@@ -484,10 +515,11 @@ def make_optimizer(model: nn.Module, lr: float, max_steps: int, warmup_steps: in
     """AdamW (weight decay 0.01, none on biases and LayerNorms) with a linear
     warm-up to `lr` and a linear decay to 0 at `max_steps`."""
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         (no_decay if param.ndim < 2 else decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -501,8 +533,15 @@ def to_device(batch: Dict[str, torch.Tensor], device: torch.device) -> Dict[str,
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def heldout_loss(model: SpanBertPretrainer, masker: Masker, blocks: Sequence[Block], *, batch_size: int,
-                 seed: int, device: torch.device) -> float:
+def heldout_loss(
+    model: SpanBertPretrainer,
+    masker: Masker,
+    blocks: Sequence[Block],
+    *,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+) -> float:
     """Masked-LM loss per masked piece on `blocks`, with masks drawn from
     `seed` (the same masks before and after training)."""
     rng = numpy.random.default_rng([seed, 2**31 - 1])
@@ -568,11 +607,25 @@ def versions() -> Dict[str, str]:
     return out
 
 
-def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000, seq_len: int = 128,
-             batch_size: int = 32, lr: float = 1e-4, sbo_weight: Optional[float] = None,
-             masking: str = "span", seed: int = 0, gpu_id: int = -1, heldout_share: float = 0.05,
-             warmup_steps: Optional[int] = None, head_steps: Optional[int] = None, save_every: int = 100,
-             progress: bool = True) -> Dict[str, Any]:
+def pretrain(
+    texts: Path,
+    output_dir: Path,
+    *,
+    model: str,
+    max_steps: int = 1000,
+    seq_len: int = 128,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    sbo_weight: Optional[float] = None,
+    masking: str = "span",
+    seed: int = 0,
+    gpu_id: int = -1,
+    heldout_share: float = 0.05,
+    warmup_steps: Optional[int] = None,
+    head_steps: Optional[int] = None,
+    save_every: int = 100,
+    progress: bool = True,
+) -> Dict[str, Any]:
     """Continue pretraining `model` on TEXTS and write a Hugging Face folder
     (encoder + tokenizer) and pretrain_meta.json to `output_dir`. Resumes from
     output_dir/checkpoint when it holds a run of the same settings.
@@ -601,11 +654,21 @@ def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000
     if warmup_steps is None:
         warmup_steps = max(1, max_steps // 10)
     settings = {
-        "model": str(model), "texts": str(texts.resolve()), "max_steps": max_steps, "seq_len": seq_len,
-        "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps, "sbo_weight": sbo_weight,
-        "masking": masking, "mask_ratio": MASK_RATIO,
-        "span_length": f"Geometric({GEOMETRIC_P}) truncated at {MAX_SPAN_WORDS} words" if masking == "span" else "1 piece",
-        "seed": seed, "heldout_share": heldout_share,
+        "model": str(model),
+        "texts": str(texts.resolve()),
+        "max_steps": max_steps,
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": warmup_steps,
+        "sbo_weight": sbo_weight,
+        "masking": masking,
+        "mask_ratio": MASK_RATIO,
+        "span_length": f"Geometric({GEOMETRIC_P}) truncated at {MAX_SPAN_WORDS} words"
+        if masking == "span"
+        else "1 piece",
+        "seed": seed,
+        "heldout_share": heldout_share,
     }
     device = torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu")
     torch.manual_seed(seed)
@@ -615,7 +678,9 @@ def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000
     capacity = seq_len - masker.n_special
     max_len = getattr(tokenizer, "model_max_length", None) or seq_len
     if capacity < 3 or seq_len > max_len:
-        raise ValueError(f"spanbert pretrain: --seq-len {seq_len}: expected {masker.n_special + 3} to {max_len} for {model}")
+        raise ValueError(
+            f"spanbert pretrain: --seq-len {seq_len}: expected {masker.n_special + 3} to {max_len} for {model}"
+        )
     all_texts = [text for text, _ in read_texts(texts)]
     train_texts, held_texts = split_heldout(all_texts, heldout_share, texts)
     train_blocks = pack_blocks(tokenize_texts(train_texts, tokenizer), capacity)
@@ -637,7 +702,9 @@ def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         saved = state["settings"]
-        differ = [f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in RESUME_KEYS if saved.get(k) != settings[k]]
+        differ = [
+            f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in RESUME_KEYS if saved.get(k) != settings[k]
+        ]
         if differ:
             raise ValueError(
                 f"spanbert pretrain: {checkpoint} is from a run with other settings ({'; '.join(differ)}); "
@@ -656,8 +723,15 @@ def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000
     from tqdm import tqdm
 
     learner.train()
-    bar = tqdm(total=max_steps, initial=step, desc="pretrain", unit="step", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=max_steps,
+        initial=step,
+        desc="pretrain",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     while step < max_steps:
         started = time.perf_counter()
         rng = numpy.random.default_rng([seed, step])
@@ -674,15 +748,27 @@ def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000
         tokens_seen += int(batch["attention_mask"].sum())
         seconds += time.perf_counter() - started
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mlm=f"{float(mlm_loss):.3f}",
-                        sbo=f"{float(sbo_loss):.3f}", tok_s=f"{tokens_seen / seconds:.0f}")
+        bar.set_postfix(
+            loss=f"{float(loss.detach()):.3f}",
+            mlm=f"{float(mlm_loss):.3f}",
+            sbo=f"{float(sbo_loss):.3f}",
+            tok_s=f"{tokens_seen / seconds:.0f}",
+        )
         if step % save_every == 0 or step == max_steps:
-            write_checkpoint(checkpoint, {
-                "settings": settings, "step": step, "tokens_seen": tokens_seen, "seconds": seconds,
-                "heldout_loss_before": before, "model": learner.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-            })
+            write_checkpoint(
+                checkpoint,
+                {
+                    "settings": settings,
+                    "step": step,
+                    "tokens_seen": tokens_seen,
+                    "seconds": seconds,
+                    "heldout_loss_before": before,
+                    "model": learner.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
     bar.close()
 
     after = heldout_loss(learner, masker, held_blocks, batch_size=batch_size, seed=seed, device=device)
@@ -694,8 +780,12 @@ def pretrain(texts: Path, output_dir: Path, *, model: str, max_steps: int = 1000
         "train_seconds": round(seconds, 2),
         "tokens_per_second": round(tokens_seen / max(seconds, 1e-9), 1),
         "fresh_mlm_head": fresh_head,
-        "texts": {"train": len(train_texts), "heldout": len(held_texts),
-                  "train_blocks": len(train_blocks), "heldout_blocks": len(held_blocks)},
+        "texts": {
+            "train": len(train_texts),
+            "heldout": len(held_texts),
+            "train_blocks": len(train_blocks),
+            "heldout_blocks": len(held_blocks),
+        },
         "heldout_loss_before": round(before, 4),
         "heldout_loss_after": round(after, 4),
         "versions": versions(),
@@ -728,9 +818,11 @@ def save_encoder(mlm_model, name: str, tokenizer, output_dir: Path) -> None:
         hf_logging.set_verbosity(verbosity)
     trained = mlm_model.base_model.state_dict()
     result = encoder.load_state_dict(trained, strict=False)
-    unexpected = [k for k in result.unexpected_keys]
+    unexpected = list(result.unexpected_keys)
     if unexpected:
-        raise ValueError(f"spanbert pretrain: the encoder of {name} does not match its masked-LM form ({unexpected[:3]})")
+        raise ValueError(
+            f"spanbert pretrain: the encoder of {name} does not match its masked-LM form ({unexpected[:3]})"
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
@@ -742,28 +834,53 @@ def save_encoder(mlm_model, name: str, tokenizer, output_dir: Path) -> None:
 @spanbert_cli.command("pretrain")
 def pretrain_cli(
     texts: Path = Arg(..., help="A .txt (one text a line), .jsonl ('text' field) or .spacy file, or a folder of them"),
-    output_dir: Path = Arg(..., help="Output folder: Hugging Face encoder + tokenizer, pretrain_meta.json, checkpoint/"),
+    output_dir: Path = Arg(
+        ..., help="Output folder: Hugging Face encoder + tokenizer, pretrain_meta.json, checkpoint/"
+    ),
     model: str = Opt(..., "--model", "-m", help="Hugging Face model name or folder to continue pretraining"),
     max_steps: int = Opt(1000, "--max-steps", help="Optimizer steps"),
     seq_len: int = Opt(128, "--seq-len", help="Word pieces per sequence, special tokens included"),
     batch_size: int = Opt(32, "--batch-size", help="Sequences per step"),
     lr: float = Opt(1e-4, "--lr", help="Peak learning rate (linear warm-up and decay)"),
-    sbo_weight: Optional[float] = Opt(None, "--sbo-weight", help="Weight of the span boundary objective (default 1.0 with span masking, 0 with random)"),
+    sbo_weight: Optional[float] = Opt(
+        None,
+        "--sbo-weight",
+        help="Weight of the span boundary objective (default 1.0 with span masking, 0 with random)",
+    ),
     masking: str = Opt("span", "--masking", help="span (SpanBERT) or random (BERT's single pieces)"),
     seed: int = Opt(0, "--seed", help="Seed of masking, data order and initialisation"),
     gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU id, or -1 for the CPU"),
-    heldout_share: float = Opt(0.05, "--heldout-share", help="Share of the texts (the last ones) held out for the loss"),
+    heldout_share: float = Opt(
+        0.05, "--heldout-share", help="Share of the texts (the last ones) held out for the loss"
+    ),
     warmup_steps: Optional[int] = Opt(None, "--warmup-steps", help="Warm-up steps (default: a tenth of --max-steps)"),
-    head_steps: Optional[int] = Opt(None, "--head-steps", help="First steps that train only the heads (default: the warm-up steps when a head starts untrained, else 0)"),
+    head_steps: Optional[int] = Opt(
+        None,
+        "--head-steps",
+        help="First steps that train only the heads (default: the warm-up steps when a head starts untrained, else 0)",
+    ),
     save_every: int = Opt(100, "--save-every", help="Steps between checkpoints"),
 ):
     """Continue pretraining a transformer on unlabeled text with SpanBERT's
     span masking and span boundary objective; the output folder is a
     transformer `name` for spaCy configs. Rerun the same command to resume."""
     try:
-        pretrain(texts, output_dir, model=model, max_steps=max_steps, seq_len=seq_len, batch_size=batch_size,
-                 lr=lr, sbo_weight=sbo_weight, masking=masking, seed=seed, gpu_id=gpu_id,
-                 heldout_share=heldout_share, warmup_steps=warmup_steps, head_steps=head_steps,
-                 save_every=save_every)
+        pretrain(
+            texts,
+            output_dir,
+            model=model,
+            max_steps=max_steps,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            lr=lr,
+            sbo_weight=sbo_weight,
+            masking=masking,
+            seed=seed,
+            gpu_id=gpu_id,
+            heldout_share=heldout_share,
+            warmup_steps=warmup_steps,
+            head_steps=head_steps,
+            save_every=save_every,
+        )
     except ValueError as err:
         msg.fail(str(err), exits=1)

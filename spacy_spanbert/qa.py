@@ -13,6 +13,7 @@ windows is aligned to spaCy tokens by character offsets and written to
 id, `attrs["scores"]` (the margins over no-answer) and `attrs["no_answer"]`
 (the ids judged unanswerable). `doc._.answers` gives `{id: Span | None}`.
 """
+
 import re
 import string
 import warnings
@@ -65,7 +66,7 @@ def get_answers(doc: Doc) -> Dict[str, Optional[Span]]:
     doc (Doc): A doc processed by `spanbert_qa`.
     RETURNS (Dict[str, Optional[Span]]): The answers.
     """
-    answers: Dict[str, Optional[Span]] = {qid: None for qid in (doc._.questions or {})}
+    answers: Dict[str, Optional[Span]] = dict.fromkeys(doc._.questions or {})
     for group in doc.spans.values():
         if "no_answer" in group.attrs:
             for span in group:
@@ -158,9 +159,7 @@ class SpanBertQA(TrainablePipe):
             ("batch_windows", batch_windows),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"spanbert_qa ({name}): {setting} must be a positive integer, got {value!r}."
-                )
+                raise ValueError(f"spanbert_qa ({name}): {setting} must be a positive integer, got {value!r}.")
         if isinstance(stride, bool) or not isinstance(stride, int) or not 0 <= stride < max_length - 4:
             raise ValueError(
                 f"spanbert_qa ({name}): stride must be an integer in [0, max_length - 4) = "
@@ -316,11 +315,7 @@ class SpanBertQA(TrainablePipe):
         """
         docs = list(docs)
         self._module()
-        items = [
-            (i, qid, question, doc.text)
-            for i, doc in enumerate(docs)
-            for qid, question in self._questions(doc)
-        ]
+        items = [(i, qid, question, doc.text) for i, doc in enumerate(docs) for qid, question in self._questions(doc)]
         best: Dict[Tuple[int, str], Tuple[int, int, float]] = {}
         for i, qid, _, _ in items:
             best[(i, qid)] = (-1, -1, float("-inf"))
@@ -471,9 +466,7 @@ class SpanBertQA(TrainablePipe):
         return losses
 
     def get_loss(self, examples: Iterable[Example], scores: Any):
-        raise NotImplementedError(
-            f"spanbert_qa ({self.name}): the loss is computed window by window in update()."
-        )
+        raise NotImplementedError(f"spanbert_qa ({self.name}): the loss is computed window by window in update().")
 
     def initialize(
         self,
@@ -511,7 +504,8 @@ class SpanBertQA(TrainablePipe):
                 warnings.warn(
                     f"spanbert_qa ({self.name}): {too_long} of {len(texts)} gold answers are "
                     f"longer than max_answer_tokens={self.cfg['max_answer_tokens']} word pieces "
-                    f"and cannot be predicted; raise max_answer_tokens to cover them."
+                    f"and cannot be predicted; raise max_answer_tokens to cover them.",
+                    stacklevel=2,
                 )
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
@@ -525,9 +519,9 @@ class SpanBertQA(TrainablePipe):
         """
         examples = list(examples)
         missing = [
-            eg for eg in examples
-            if not eg.predicted._.questions and eg.reference._.questions
-            and eg.predicted.text == eg.reference.text
+            eg
+            for eg in examples
+            if not eg.predicted._.questions and eg.reference._.questions and eg.predicted.text == eg.reference.text
         ]
         if missing:
             docs = [eg.predicted for eg in missing]
@@ -642,11 +636,7 @@ def score_qa(examples: Iterable[Example], *, spans_key: str = SPANS_KEY, **kwarg
         for span in ref.spans.get(spans_key, []):
             if span.label_ in gold_spans:
                 gold_spans[span.label_].add((span.start_char, span.end_char))
-        predicted = {
-            span.label_: span
-            for span in eg.predicted.spans.get(spans_key, [])
-            if span.label_ in gold_texts
-        }
+        predicted = {span.label_: span for span in eg.predicted.spans.get(spans_key, []) if span.label_ in gold_texts}
         for qid, texts in gold_texts.items():
             golds.append(texts)
             span = predicted.get(qid)

@@ -2,6 +2,7 @@
 writes (`attrs["vectors"]`, `attrs["doc_vector"]`, `attrs["offsets"]`), and
 the ways users read it back (`Span._.spanbert_vector`, and `span.vector` /
 `span.similarity` through `doc.user_span_hooks`)."""
+
 from typing import Any, Dict, Optional
 
 import numpy

@@ -10,6 +10,7 @@ Every suggester built here carries a `requires` attribute (List[str]): the
 pipeline annotations it needs, in spaCy's `"token.dep"` / `"doc.ents"`
 notation (empty when it needs none); `spanbert` checks them at `initialize`.
 """
+
 import copy
 import functools
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -51,8 +52,7 @@ _PIPELINE_HINT = "before 'spanbert' in the pipeline"
 class Suggester(Protocol):
     """Anything callable as `suggester(docs, ops=ops) -> Ragged`."""
 
-    def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged:
-        ...
+    def __call__(self, docs: Iterable[Doc], *, ops: Optional[Ops] = None) -> Ragged: ...
 
 
 # ---------------------------------------------------------------------------
@@ -288,13 +288,7 @@ class EntitySuggester:
         labels = self._label_set
         pairs_per_doc = []
         for doc in docs:
-            pairs_per_doc.append(
-                [
-                    (ent.start, ent.end)
-                    for ent in doc.ents
-                    if labels is None or ent.label_ in labels
-                ]
-            )
+            pairs_per_doc.append([(ent.start, ent.end) for ent in doc.ents if labels is None or ent.label_ in labels])
         return _from_pairs(pairs_per_doc, ops)
 
     def __repr__(self) -> str:
@@ -453,7 +447,7 @@ def build_entity_suggester(labels: Optional[List[str]] = None) -> Suggester:
             raise ValueError(
                 "spacy-spanbert.entity_suggester.v1: spanbert's entity suggester "
                 f"needs labels to be a non-empty list of strings or null, got "
-                f"{labels!r}. Write e.g. labels = [\"PERSON\",\"ORG\"], or leave it "
+                f'{labels!r}. Write e.g. labels = ["PERSON","ORG"], or leave it '
                 "out to use every entity."
             )
     return EntitySuggester(labels)
@@ -481,7 +475,7 @@ def build_pattern_suggester(patterns: List[List[Dict[str, Any]]]) -> Suggester:
             raise ValueError(
                 "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester "
                 f"needs every pattern to be a non-empty list of token dicts, but "
-                f"pattern {i} is {pattern!r}. Write e.g. [{{\"LOWER\": \"new\"}}, "
+                f'pattern {i} is {pattern!r}. Write e.g. [{{"LOWER": "new"}}, '
                 '{"IS_TITLE": true}].'
             )
     patterns = [list(pattern) for pattern in patterns]
@@ -497,9 +491,7 @@ def build_pattern_suggester(patterns: List[List[Dict[str, Any]]]) -> Suggester:
 
 
 @registry.misc("spacy-spanbert.merged_suggester.v1")
-def build_merged_suggester(
-    suggesters: Union[List[Suggester], Dict[str, Any]]
-) -> Suggester:
+def build_merged_suggester(suggesters: Union[List[Suggester], Dict[str, Any]]) -> Suggester:
     """Suggest the union of several suggesters' spans, deduplicated and
     sorted by (start, end) per doc. spaCy's own suggesters (e.g.
     `spacy.ngram_range_suggester.v1`) work as children too. In a config, the

@@ -7,6 +7,7 @@ those two components plus evidence: from the same forward pass as `doc.cats`,
 the top-k spans each label attended to, written to `doc.spans[evidence_key]`
 with `attrs["weights"]` (render it with displaCy's "span" style).
 """
+
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy

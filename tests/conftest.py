@@ -1,5 +1,6 @@
 """Shared fixtures. Nothing here downloads: the transformer is a tiny random
 BERT written to a temporary folder, with a vocabulary made on the fly."""
+
 import os
 import string
 import sys
@@ -33,9 +34,7 @@ def write_tiny_bert(path) -> str:
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
     # model_max_length = max_position_embeddings, as in a real BERT checkpoint:
     # spacy-transformers truncates longer windows instead of crashing.
-    tokenizer = BertTokenizerFast(
-        vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512
-    )
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512)
     tokenizer.save_pretrained(str(path))
     config = BertConfig(
         vocab_size=len(vocab),

@@ -4,6 +4,7 @@ The pipeline is the tiny random BERT + `spanbert` + `spanbert_ner`, only
 initialized: a low NER threshold gives entities and nested spans to compare.
 The Ray tests start a local 2-CPU cluster and are skipped without Ray.
 """
+
 import json
 import os
 import subprocess
@@ -256,7 +257,7 @@ def test_annotate_cli(pipeline_path, corpus, tmp_path):
 
 # -- Ray -----------------------------------------------------------------------
 
-KILL_CODE = '''
+KILL_CODE = """
 import os
 import signal
 
@@ -278,7 +279,7 @@ def make_kill_once(nlp, name, flag, after_docs):
         return doc
 
     return kill_once
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """benchmarks/accuracy.py builds valid configs for both systems of every task
 (training itself is a benchmark, not a test)."""
+
 import importlib.util
 import re
 import sys
@@ -30,8 +31,19 @@ def test_accuracy_benchmark_configs_are_valid_and_share_the_budget(task, system,
     data = tmp_path / "data.spacy"
     _write_task_data(task, data, 3)
     args = accuracy.parse_args(
-        [task, "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
-         "--output", str(tmp_path / "out"), "--steps", "50"]
+        [
+            task,
+            "--train",
+            str(data),
+            "--dev",
+            str(data),
+            "--encoder",
+            tiny_bert,
+            "--output",
+            str(tmp_path / "out"),
+            "--steps",
+            "50",
+        ]
     )
     config = accuracy.build_config(task, system, args, tmp_path / "curve.jsonl")
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
@@ -49,10 +61,20 @@ def test_accuracy_benchmark_configs_are_valid_and_share_the_budget(task, system,
 
 
 def test_accuracy_table_reports_differences():
-    results = {"systems": {
-        "spanbert": {"dev": {"ents_f": 0.5, "ents_p": 0.6, "ents_r": 0.4}, "train_seconds": 20.0, "words_per_second": 100.0},
-        "spacy": {"dev": {"ents_f": 0.4, "ents_p": 0.5, "ents_r": 0.3}, "train_seconds": 10.0, "words_per_second": 200.0},
-    }}
+    results = {
+        "systems": {
+            "spanbert": {
+                "dev": {"ents_f": 0.5, "ents_p": 0.6, "ents_r": 0.4},
+                "train_seconds": 20.0,
+                "words_per_second": 100.0,
+            },
+            "spacy": {
+                "dev": {"ents_f": 0.4, "ents_p": 0.5, "ents_r": 0.3},
+                "train_seconds": 10.0,
+                "words_per_second": 200.0,
+            },
+        }
+    }
     table = accuracy.table("ner", results)
     assert "| spanbert - spacy | +10.00 | +10.00 | +10.00 | x2.00 | x0.50 |" in table
 
@@ -60,12 +82,29 @@ def test_accuracy_table_reports_differences():
 def test_accuracy_settings_change_the_spanbert_system_only(tmp_path, tiny_bert):
     data = tmp_path / "data.spacy"
     data.write_bytes(b"")
-    common = ["ner", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
-              "--output", str(tmp_path / "out"), "--steps", "50"]
+    common = [
+        "ner",
+        "--train",
+        str(data),
+        "--dev",
+        str(data),
+        "--encoder",
+        tiny_bert,
+        "--output",
+        str(tmp_path / "out"),
+        "--steps",
+        "50",
+    ]
     args = accuracy.parse_args(
-        common + ["--set", "components.spanbert.model.n_layers=0",
-                  "--set", "components.spanbert_ner.threshold=0.25",
-                  "--set", "training.max_steps=7"]
+        common
+        + [
+            "--set",
+            "components.spanbert.model.n_layers=0",
+            "--set",
+            "components.spanbert_ner.threshold=0.25",
+            "--set",
+            "training.max_steps=7",
+        ]
     )
     assert args.overrides["components.spanbert.model.n_layers"] == 0
     config = accuracy.build_config("ner", "spanbert", args, tmp_path / "curve.jsonl")
@@ -91,13 +130,17 @@ def test_accuracy_warns_about_long_training_docs(tmp_path):
     assert accuracy.long_docs_warning(path, 0, threshold=31) is None
     # corpora.train.max_length = 12 already skips the 12- and 30-token docs
     assert accuracy.long_docs_warning(path, 12, threshold=10) is None
-    assert "has 1 training doc(s) of 10 tokens or more (the longest: 12)" in accuracy.long_docs_warning(path, 30, threshold=10)
+    assert "has 1 training doc(s) of 10 tokens or more (the longest: 12)" in accuracy.long_docs_warning(
+        path, 30, threshold=10
+    )
     # a folder of .spacy files, as spaCy's corpus reader accepts
     folder = tmp_path / "folder"
     folder.mkdir()
     DocBin(docs=[nlp.make_doc("a " * 40)]).to_disk(folder / "part1.spacy")
     DocBin(docs=[nlp.make_doc("a " * 3)]).to_disk(folder / "part2.spacy")
-    assert "has 1 training doc(s) of 10 tokens or more (the longest: 40)" in accuracy.long_docs_warning(folder, 0, threshold=10)
+    assert "has 1 training doc(s) of 10 tokens or more (the longest: 40)" in accuracy.long_docs_warning(
+        folder, 0, threshold=10
+    )
 
 
 def test_speed_systems_set_the_encoder_settings_they_name(tiny_bert):
@@ -133,9 +176,15 @@ def _write_task_data(task, path, n_docs, spans_key=accuracy.SPANS_KEY):
     for i in range(n_docs):
         doc = nlp.make_doc(texts[i % len(texts)])
         if task == "ner":
-            doc.ents = [Span(doc, 0, 2, label="PER")] if i % 3 == 0 else [Span(doc, 0, 1, label="ORG")] if i % 3 == 1 else []
+            doc.ents = (
+                [Span(doc, 0, 2, label="PER")] if i % 3 == 0 else [Span(doc, 0, 1, label="ORG")] if i % 3 == 1 else []
+            )
         elif task == "nested":
-            doc.spans[spans_key] = [Span(doc, 0, 2, label="PER"), Span(doc, 1, 2, label="PER"), Span(doc, 3, 4, label="LOC")]
+            doc.spans[spans_key] = [
+                Span(doc, 0, 2, label="PER"),
+                Span(doc, 1, 2, label="PER"),
+                Span(doc, 3, 4, label="LOC"),
+            ]
         elif task == "textcat":
             doc.cats = {"POS": float(i % 2 == 0), "NEG": float(i % 2 == 1)}
         else:
@@ -163,8 +212,25 @@ def test_accuracy_command_line_end_to_end(task, tmp_path, tiny_bert, capsys):
     _write_task_data(task, train, 6)
     _write_task_data(task, dev, 3)
     out = tmp_path / "out"
-    argv = [task, "--train", str(train), "--dev", str(dev), "--test", str(dev), "--encoder", tiny_bert,
-            "--output", str(out), "--steps", "2", "--eval-frequency", "1", "--seed", "3"]
+    argv = [
+        task,
+        "--train",
+        str(train),
+        "--dev",
+        str(dev),
+        "--test",
+        str(dev),
+        "--encoder",
+        tiny_bert,
+        "--output",
+        str(out),
+        "--steps",
+        "2",
+        "--eval-frequency",
+        "1",
+        "--seed",
+        "3",
+    ]
     assert accuracy.main(argv) == 0
     results = srsly.read_json(out / "results.json")
     assert results["task"] == task and results["encoder"] == tiny_bert
@@ -191,8 +257,24 @@ def test_speed_command_line_end_to_end(tmp_path, tiny_bert, capsys):
     import speed
 
     out = tmp_path / "speed"
-    argv = ["--encoder", tiny_bert, "--output", str(out), "--repeats", "1", "--docs", "4",
-            "--batch-sizes", "1", "2", "--lengths", "40", "80", "--huge-chars", "600"]
+    argv = [
+        "--encoder",
+        tiny_bert,
+        "--output",
+        str(out),
+        "--repeats",
+        "1",
+        "--docs",
+        "4",
+        "--batch-sizes",
+        "1",
+        "2",
+        "--lengths",
+        "40",
+        "80",
+        "--huge-chars",
+        "600",
+    ]
     assert speed.main(argv) == 0
     result = json.loads((out / "speed.json").read_text())
     assert set(result["throughput"]) == {"1", "2"}
@@ -221,8 +303,9 @@ def test_benchmarks_name_a_missing_encoder_folder(tmp_path, capsys):
     data.write_bytes(b"")
     missing = str(tmp_path / "no-model")
     with pytest.raises(SystemExit):
-        accuracy.parse_args(["ner", "--train", str(data), "--dev", str(data), "--encoder", missing,
-                             "--output", str(tmp_path / "out")])
+        accuracy.parse_args(
+            ["ner", "--train", str(data), "--dev", str(data), "--encoder", missing, "--output", str(tmp_path / "out")]
+        )
     assert f"--encoder {missing}: no such folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         speed.main(["--encoder", missing, "--output", str(tmp_path / "speed")])
@@ -278,16 +361,30 @@ def test_accuracy_nested_other_key_reaches_both_systems(tmp_path, tiny_bert, cap
         assert weights == {"spans_sc_f": 1.0}, system
     assert accuracy.task_spec("nested", "sc")["report"] == ["spans_sc_f", "spans_sc_p", "spans_sc_r"]
     with pytest.raises(SystemExit):
-        accuracy.parse_args(["ner", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
-                             "--output", str(tmp_path), "--spans-key", "sc"])
+        accuracy.parse_args(
+            [
+                "ner",
+                "--train",
+                str(data),
+                "--dev",
+                str(data),
+                "--encoder",
+                tiny_bert,
+                "--output",
+                str(tmp_path),
+                "--spans-key",
+                "sc",
+            ]
+        )
     assert "--spans-key is for the nested task only" in capsys.readouterr().err
 
 
 def test_accuracy_nested_gold_key_named_like_the_candidates(tmp_path, tiny_bert):
     data = tmp_path / "spanbert.spacy"
     _write_task_data("nested", data, 3, spans_key="spanbert")
-    args = accuracy.parse_args(["nested", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert,
-                                "--output", str(tmp_path)])
+    args = accuracy.parse_args(
+        ["nested", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert, "--output", str(tmp_path)]
+    )
     config = accuracy.build_config("nested", "spanbert", args, tmp_path / "curve.jsonl")
     spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     components = config["components"]
@@ -305,13 +402,26 @@ def test_accuracy_textcat_rejects_data_it_cannot_train_before_training(tmp_path,
     _write_task_data("ner", ner, 3)
 
     def parse(task, train, dev, test=None):
-        argv = [task, "--train", str(train), "--dev", str(dev), "--encoder", tiny_bert, "--output", str(tmp_path / "out")]
+        argv = [
+            task,
+            "--train",
+            str(train),
+            "--dev",
+            str(dev),
+            "--encoder",
+            tiny_bert,
+            "--output",
+            str(tmp_path / "out"),
+        ]
         return accuracy.parse_args(argv + (["--test", str(test)] if test else []))
 
     assert parse("textcat", textcat, textcat).task == "textcat"
     assert parse("multilabel", multilabel, multilabel).task == "multilabel"
     for argv, message in [
-        (("textcat", multilabel, textcat), "1 of the 3 docs of --train .* more than one positive label .*Use the multilabel task"),
+        (
+            ("textcat", multilabel, textcat),
+            "1 of the 3 docs of --train .* more than one positive label .*Use the multilabel task",
+        ),
         (("textcat", textcat, textcat, multilabel), "docs of --test .* more than one positive label"),
         (("multilabel", ner, multilabel), "none of the 3 docs of --train .* has doc.cats"),
     ]:
@@ -324,7 +434,8 @@ def test_accuracy_textcat_rejects_data_it_cannot_train_before_training(tmp_path,
 def _pretrain_benchmark():
     # loaded under its own name: `pretrain` is also a spacy_spanbert module
     spec = importlib.util.spec_from_file_location(
-        "pretrain_benchmark", Path(__file__).parent.parent / "benchmarks" / "pretrain.py")
+        "pretrain_benchmark", Path(__file__).parent.parent / "benchmarks" / "pretrain.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -344,16 +455,32 @@ def test_pretrain_benchmark_reuses_only_runs_with_its_budget(tmp_path, monkeypat
         commands.append(command)
         out = Path(command[command.index("--output") + 1])
         steps = int(command[command.index("--steps") + 1])
-        srsly.write_json(out / "results.json", {
-            "budget": {"steps": steps, "batch_words": int(command[command.index("--batch-words") + 1])},
-            "systems": {"spanbert": {"dev": {"ents_f": steps}, "train_seconds": 1.0}}})
+        srsly.write_json(
+            out / "results.json",
+            {
+                "budget": {"steps": steps, "batch_words": int(command[command.index("--batch-words") + 1])},
+                "systems": {"spanbert": {"dev": {"ents_f": steps}, "train_seconds": 1.0}},
+            },
+        )
         return 1.0
 
     monkeypatch.setattr(bench, "run", fake_run)
 
     def finetune(steps):
-        args = bench.parse_args(["--encoder", "enc", "--output", str(tmp_path / "out"), "--data",
-                                 str(tmp_path / "data"), "--datasets", "wnut17", "--finetune-steps", str(steps)])
+        args = bench.parse_args(
+            [
+                "--encoder",
+                "enc",
+                "--output",
+                str(tmp_path / "out"),
+                "--data",
+                str(tmp_path / "data"),
+                "--datasets",
+                "wnut17",
+                "--finetune-steps",
+                str(steps),
+            ]
+        )
         (tmp_path / "out" / "finetune" / "wnut17" / "none" / "seed0").mkdir(parents=True, exist_ok=True)
         return bench.finetune(args, "wnut17", "none", 0, "enc", {"train": "t", "dev": "d"})
 
@@ -381,19 +508,33 @@ def test_pretrain_benchmark_redoes_a_pretraining_run_made_with_another_budget(tm
         out = Path(command[6])
         calls.append((int(command[command.index("--max-steps") + 1]), (out / "checkpoint").exists()))
         (out / "checkpoint").mkdir(parents=True, exist_ok=True)
-        settings = {"max_steps": int(command[command.index("--max-steps") + 1]),
-                    "batch_size": int(command[command.index("--batch-size") + 1]),
-                    "seq_len": int(command[command.index("--seq-len") + 1]),
-                    "lr": float(command[command.index("--lr") + 1]),
-                    "masking": command[command.index("--masking") + 1]}
+        settings = {
+            "max_steps": int(command[command.index("--max-steps") + 1]),
+            "batch_size": int(command[command.index("--batch-size") + 1]),
+            "seq_len": int(command[command.index("--seq-len") + 1]),
+            "lr": float(command[command.index("--lr") + 1]),
+            "masking": command[command.index("--masking") + 1],
+        }
         srsly.write_json(out / "pretrain_meta.json", {"settings": settings, "steps": settings["max_steps"]})
         return 1.0
 
     monkeypatch.setattr(bench, "run", fake_run)
 
     def pretrain(steps):
-        args = bench.parse_args(["--encoder", "enc", "--output", str(tmp_path / "out"), "--data",
-                                 str(tmp_path / "data"), "--datasets", "wnut17", "--pretrain-steps", str(steps)])
+        args = bench.parse_args(
+            [
+                "--encoder",
+                "enc",
+                "--output",
+                str(tmp_path / "out"),
+                "--data",
+                str(tmp_path / "data"),
+                "--datasets",
+                "wnut17",
+                "--pretrain-steps",
+                str(steps),
+            ]
+        )
         return bench.pretrain_arm(args, "wnut17", "span", tmp_path / "train.spacy")
 
     assert pretrain(10)["steps"] == 10 and calls == [(10, False)]

@@ -1,10 +1,11 @@
 """spanbert_cleaner drops the candidate spans (or their vectors) after the heads."""
+
 import pytest
 import spacy
+from conftest import TEXTS, round_trip
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 
-from conftest import TEXTS, round_trip
 from spacy_spanbert.cleaner import SpanBertCleaner
 
 
@@ -83,7 +84,9 @@ def test_cleaner_other_key_empty_and_missing_groups():
     assert len(nlp("")) == 0 and len(nlp("   ")) == 1  # docs without the group pass through
 
 
-@pytest.mark.parametrize("config,message", [({"spans_key": ""}, "spans_key must be"), ({"keep_spans": "yes"}, "keep_spans must be")])
+@pytest.mark.parametrize(
+    "config,message", [({"spans_key": ""}, "spans_key must be"), ({"keep_spans": "yes"}, "keep_spans must be")]
+)
 def test_cleaner_bad_config(config, message):
     with pytest.raises(ValueError, match="spanbert_cleaner: " + message):
         SpanBertCleaner(**config)

@@ -1,5 +1,6 @@
 """Every shipped config loads, validates and trains for a few steps with
 `spacy train` (the tiny test BERT stands in for SpanBERT), so none can go stale."""
+
 import json
 from pathlib import Path
 
@@ -15,14 +16,20 @@ NAMES = ["ner", "nested_ner", "textcat", "textcat_multilabel", "ner_textcat"]
 
 # (text, flat entities, nested spans, topic)
 ROWS = [
-    ("angela merkel met emmanuel macron in berlin .", [(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")],
-     [(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")], "POLITICS"),
-    ("the president of france visited london .", [(0, 4, "PER"), (5, 6, "LOC")],
-     [(0, 4, "PER"), (3, 4, "LOC"), (5, 6, "LOC")], "POLITICS"),
-    ("apple is a company in new york .", [(0, 1, "ORG"), (5, 7, "LOC")],
-     [(0, 1, "ORG"), (5, 7, "LOC")], "BUSINESS"),
-    ("google sold a product in paris .", [(0, 1, "ORG"), (5, 6, "LOC")],
-     [(0, 1, "ORG"), (5, 6, "LOC")], "BUSINESS"),
+    (
+        "angela merkel met emmanuel macron in berlin .",
+        [(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")],
+        [(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")],
+        "POLITICS",
+    ),
+    (
+        "the president of france visited london .",
+        [(0, 4, "PER"), (5, 6, "LOC")],
+        [(0, 4, "PER"), (3, 4, "LOC"), (5, 6, "LOC")],
+        "POLITICS",
+    ),
+    ("apple is a company in new york .", [(0, 1, "ORG"), (5, 7, "LOC")], [(0, 1, "ORG"), (5, 7, "LOC")], "BUSINESS"),
+    ("google sold a product in paris .", [(0, 1, "ORG"), (5, 6, "LOC")], [(0, 1, "ORG"), (5, 6, "LOC")], "BUSINESS"),
 ]
 
 
@@ -98,8 +105,12 @@ def test_config_tok2vec_ner_trains_without_a_transformer(tmp_path):
 
     corpus = write_corpus(tmp_path / "corpus.spacy")
     output = tmp_path / "output"
-    overrides = {"paths.train": str(corpus), "paths.dev": str(corpus), "training.max_steps": 4,
-                 "training.eval_frequency": 2}
+    overrides = {
+        "paths.train": str(corpus),
+        "paths.dev": str(corpus),
+        "training.max_steps": 4,
+        "training.eval_frequency": 2,
+    }
     train(CONFIGS / "tok2vec_ner.cfg", output, overrides=overrides)
     nlp = spacy.load(output / "model-last")
     assert nlp.pipe_names == ["tok2vec", "spanbert", "spanbert_ner"]
@@ -122,7 +133,10 @@ def test_config_unknown_transformer_name_fails_early_with_the_fix(tmp_path, monk
     config = load_config(CONFIGS / "ner.cfg")
     config["components"]["transformer"]["model"]["name"] = "no-such-org/no-such-model"
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    with pytest.raises(ValueError, match=r"\[components.transformer\]: the transformer 'no-such-org/no-such-model'.*HF_HUB_OFFLINE.*get_model_path"):
+    with pytest.raises(
+        ValueError,
+        match=r"\[components.transformer\]: the transformer 'no-such-org/no-such-model'.*HF_HUB_OFFLINE.*get_model_path",
+    ):
         nlp.initialize(lambda: [])
 
 

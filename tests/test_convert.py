@@ -1,5 +1,6 @@
 """Tests for spacy_spanbert.convert: tiny inputs written to tmp_path, one
 behaviour per test, imitating each real format's quirks."""
+
 import json
 import os
 import re
@@ -306,9 +307,12 @@ def prodigy_tokens(text):
 
 
 NER_ROWS = [
-    {"text": "I took xanax today", "tokens": prodigy_tokens("I took xanax today"),
-     "spans": [{"start": 7, "end": 12, "token_start": 2, "token_end": 2, "label": "DRUG"}],
-     "answer": "accept"},
+    {
+        "text": "I took xanax today",
+        "tokens": prodigy_tokens("I took xanax today"),
+        "spans": [{"start": 7, "end": 12, "token_start": 2, "token_end": 2, "label": "DRUG"}],
+        "answer": "accept",
+    },
     {"text": "no drugs here", "tokens": prodigy_tokens("no drugs here"), "answer": "accept"},
     {"text": "rejected xanax", "spans": [{"start": 9, "end": 14, "label": "DRUG"}], "answer": "reject"},
     {"text": "ignored", "spans": [], "answer": "ignore"},
@@ -324,10 +328,16 @@ def write_jsonl(path: Path, rows) -> Path:
 def test_convert_prodigy_ner_spans(tmp_path, nlp):
     docs = read_prodigy(write_jsonl(tmp_path / "ner.jsonl", NER_ROWS), nlp)
     assert [doc.text for doc in docs] == [
-        "I took xanax today", "no drugs here", "Louis Vuitton bags", "half of Gucci's line",
+        "I took xanax today",
+        "no drugs here",
+        "Louis Vuitton bags",
+        "half of Gucci's line",
     ]
     assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == [
-        [("xanax", "DRUG")], [], [("Louis Vuitton", "BRAND")], [("Gucci", "BRAND")],
+        [("xanax", "DRUG")],
+        [],
+        [("Louis Vuitton", "BRAND")],
+        [("Gucci", "BRAND")],
     ]
     assert docs[1].has_annotation("ENT_IOB")  # no spans = all O, not missing
 
@@ -339,9 +349,16 @@ def test_convert_prodigy_char_offsets_expand_to_tokens(tmp_path, nlp):
 
 
 def test_convert_prodigy_tokens_with_ws(tmp_path, nlp):
-    row = {"text": "im fine.", "tokens": [{"text": "i", "ws": False}, {"text": "m", "ws": True},
-           {"text": "fine", "ws": False}, {"text": ".", "ws": False}],
-           "spans": [{"token_start": 2, "token_end": 3, "label": "X"}]}
+    row = {
+        "text": "im fine.",
+        "tokens": [
+            {"text": "i", "ws": False},
+            {"text": "m", "ws": True},
+            {"text": "fine", "ws": False},
+            {"text": ".", "ws": False},
+        ],
+        "spans": [{"token_start": 2, "token_end": 3, "label": "X"}],
+    }
     (doc,) = read_prodigy(write_jsonl(tmp_path / "ner.jsonl", [row]), nlp)
     assert [t.text for t in doc] == ["i", "m", "fine", "."]
     assert doc.text == "im fine."
@@ -370,7 +387,11 @@ def test_convert_prodigy_cats(tmp_path, nlp):
 
 
 def test_convert_prodigy_choice_rows(tmp_path, nlp):
-    options = [{"id": "POSITIVE", "text": "positive"}, {"id": "NEGATIVE", "text": "negative"}, {"id": 3, "text": "three"}]
+    options = [
+        {"id": "POSITIVE", "text": "positive"},
+        {"id": "NEGATIVE", "text": "negative"},
+        {"id": 3, "text": "three"},
+    ]
     rows = [
         {"text": "Great film", "options": options, "accept": ["POSITIVE"], "answer": "accept"},
         {"text": "Mixed", "options": options, "accept": ["POSITIVE", 3], "answer": "accept"},
@@ -398,8 +419,10 @@ def test_convert_prodigy_choice_rows(tmp_path, nlp):
         ('{"text": "  ", "label": "X", "answer": "accept"}', "no 'text'"),
         ('{"text": "a b", "spans": [{"start": 0, "end": 1}]}', "missing or empty 'label'"),
         ('{"text": "a b", "spans": [{"start": 0, "end": 9, "label": "X"}]}', "beyond the text"),
-        ('{"text": "a b c", "spans": [{"start": 0, "end": 3, "label": "X"}, {"start": 2, "end": 5, "label": "Y"}]}',
-         "overlapping spans"),
+        (
+            '{"text": "a b c", "spans": [{"start": 0, "end": 3, "label": "X"}, {"start": 2, "end": 5, "label": "Y"}]}',
+            "overlapping spans",
+        ),
         ('{"text": "a", "label": "X", "answer": "maybe"}', "unknown answer 'maybe'"),
         ('{"text": "a", "cats": {"X": "yes"}}', "'cats' must map"),
     ],
@@ -438,7 +461,10 @@ def test_convert_trec_fine_labels(tmp_path, nlp):
     docs = read_trec(write(tmp_path / "train.label", TREC, "latin-1"), nlp, fine=True)
     assert sorted(docs[0].cats) == ["DESC:def", "DESC:manner", "ENTY:cremat", "HUM:ind"]
     assert [max(doc.cats, key=doc.cats.get) for doc in docs] == [
-        "DESC:manner", "ENTY:cremat", "HUM:ind", "DESC:def",
+        "DESC:manner",
+        "ENTY:cremat",
+        "HUM:ind",
+        "DESC:def",
     ]
 
 
@@ -478,8 +504,7 @@ def test_convert_trec_dev_last(tmp_path, nlp, capsys):
 
 def test_convert_dev_last_leaves_no_training_docs(tmp_path, capsys):
     path = write(tmp_path / "train.label", TREC, "latin-1")
-    argv = ["trec", str(path), str(tmp_path / "t.spacy"), "--dev-output", str(tmp_path / "d.spacy"),
-            "--dev-last", "4"]
+    argv = ["trec", str(path), str(tmp_path / "t.spacy"), "--dev-output", str(tmp_path / "d.spacy"), "--dev-last", "4"]
     assert main(argv) == 1
     assert "--dev-last 4 leaves no training docs" in capsys.readouterr().err
     assert not (tmp_path / "t.spacy").exists()
@@ -565,7 +590,10 @@ def test_convert_cli_litbank_round_trip(tmp_path, nlp, capsys):
     assert main(["litbank", str(folder), str(output), "--spans-key", "sc"]) == 0
     docs = load(output, nlp)
     assert [(s.start, s.end, s.label_) for s in docs[0].spans["sc"]] == [
-        (2, 6, "PER"), (3, 4, "PER"), (5, 6, "GPE"), (7, 9, "PER"),
+        (2, 6, "PER"),
+        (3, 4, "PER"),
+        (5, 6, "GPE"),
+        (7, 9, "PER"),
     ]
     assert ents(docs[0]) == [(2, 6, "PER"), (7, 9, "PER")]
     assert [s.text for s in docs[0].sents][0] == "CHAPTER I"
@@ -621,12 +649,16 @@ def test_convert_cli_option_for_wrong_format(tmp_path, capsys):
 
 
 def test_convert_module_entry_point_help():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
-    ))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    )
     result = subprocess.run(
         [sys.executable, "-m", "spacy_spanbert.convert", "--help"],
-        capture_output=True, text=True, env=env, cwd=str(REPO_ROOT.parent), timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO_ROOT.parent),
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "usage: python -m spacy_spanbert.convert" in result.stdout
@@ -637,15 +669,12 @@ def test_convert_module_entry_point_help():
 def test_convert_drop_texts_in(tmp_path, nlp, capsys):
     """A dev set that shares rows with the training set (textcat_cooking
     has 99) is written without them."""
-    train_rows = [{"text": "Chewy cookies?", "cats": {"OTHER": 1.0}},
-                  {"text": "Sharp knives", "cats": {"OTHER": 0.0}}]
-    dev_rows = [{"text": "Sharp knives", "cats": {"OTHER": 0.0}},
-                {"text": "Proofing bread", "cats": {"OTHER": 1.0}}]
+    train_rows = [{"text": "Chewy cookies?", "cats": {"OTHER": 1.0}}, {"text": "Sharp knives", "cats": {"OTHER": 0.0}}]
+    dev_rows = [{"text": "Sharp knives", "cats": {"OTHER": 0.0}}, {"text": "Proofing bread", "cats": {"OTHER": 1.0}}]
     train = tmp_path / "train.spacy"
     dev = tmp_path / "dev.spacy"
     assert main(["prodigy", str(write_jsonl(tmp_path / "train.jsonl", train_rows)), str(train)]) == 0
-    argv = ["prodigy", str(write_jsonl(tmp_path / "dev.jsonl", dev_rows)), str(dev),
-            "--drop-texts-in", str(train)]
+    argv = ["prodigy", str(write_jsonl(tmp_path / "dev.jsonl", dev_rows)), str(dev), "--drop-texts-in", str(train)]
     assert main(argv) == 0
     assert [doc.text for doc in load(dev, nlp)] == ["Proofing bread"]
     assert f"Dropped 1 docs whose text occurs in {train}" in capsys.readouterr().out

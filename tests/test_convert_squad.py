@@ -1,12 +1,13 @@
 """The squad format of `python -m spacy_spanbert.convert`: one doc per
 paragraph, questions in doc._.questions, gold answers in a span group."""
+
 import json
 
 import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_spanbert.convert import ConversionError, QA_SPANS_KEY, main, read_squad
+from spacy_spanbert.convert import QA_SPANS_KEY, ConversionError, main, read_squad
 
 CONTEXT = "Angela Merkel met Emmanuel Macron in Berlin. They spoke about the film."
 
@@ -22,12 +23,25 @@ def write(tmp_path, data, name="in.json"):
 
 
 QAS = [
-    {"id": "q1", "question": "Who met Macron?", "is_impossible": False,
-     "answers": [{"text": "Angela Merkel", "answer_start": 0}]},
-    {"id": "q2", "question": "Where did they meet?", "is_impossible": False,
-     "answers": [{"text": "Berlin", "answer_start": 37}, {"text": "in Berlin", "answer_start": 34}]},
-    {"id": "q3", "question": "Who directed the film?", "is_impossible": True, "answers": [],
-     "plausible_answers": [{"text": "Macron", "answer_start": 27}]},
+    {
+        "id": "q1",
+        "question": "Who met Macron?",
+        "is_impossible": False,
+        "answers": [{"text": "Angela Merkel", "answer_start": 0}],
+    },
+    {
+        "id": "q2",
+        "question": "Where did they meet?",
+        "is_impossible": False,
+        "answers": [{"text": "Berlin", "answer_start": 37}, {"text": "in Berlin", "answer_start": 34}],
+    },
+    {
+        "id": "q3",
+        "question": "Who directed the film?",
+        "is_impossible": True,
+        "answers": [],
+        "plausible_answers": [{"text": "Macron", "answer_start": 27}],
+    },
 ]
 
 
@@ -38,7 +52,11 @@ def test_convert_squad_reads_questions_and_answers(tmp_path):
     assert doc.text == CONTEXT
     assert doc._.questions == {"q1": "Who met Macron?", "q2": "Where did they meet?", "q3": "Who directed the film?"}
     group = doc.spans[QA_SPANS_KEY]
-    assert [(span.label_, span.text) for span in group] == [("q1", "Angela Merkel"), ("q2", "Berlin"), ("q2", "in Berlin")]
+    assert [(span.label_, span.text) for span in group] == [
+        ("q1", "Angela Merkel"),
+        ("q2", "Berlin"),
+        ("q2", "in Berlin"),
+    ]
     assert group.attrs["texts"] == ["Angela Merkel", "Berlin", "in Berlin"]
     assert stats == (3, 1, 3, 0)
 
@@ -60,7 +78,9 @@ def test_convert_squad_expands_answers_to_tokens(tmp_path):
 
 def test_convert_squad_names_the_question_of_a_misplaced_answer(tmp_path):
     qas = [{"id": "bad-id", "question": "Where?", "answers": [{"text": "Berlin", "answer_start": 3}]}]
-    with pytest.raises(ConversionError, match="question 'bad-id': answer 'Berlin' does not match the context at its answer_start 3"):
+    with pytest.raises(
+        ConversionError, match="question 'bad-id': answer 'Berlin' does not match the context at its answer_start 3"
+    ):
         read_squad(write(tmp_path, squad(qas)), "en")
 
 

@@ -1,11 +1,11 @@
 """The offline demo's corpus writer and HTML report (the training step runs
 in CI through `spacy project run demo`)."""
-import spacy
-from spacy.tokens import DocBin
-from spacy.training import Example
 
+import spacy
 from conftest import make_nlp
 from demo import TEMPLATES, make_examples, render_html, render_svg, write_corpus
+from spacy.tokens import DocBin
+from spacy.training import Example
 
 
 def test_demo_corpus_entities_align_and_topics_are_one_hot(tmp_path):

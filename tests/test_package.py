@@ -1,17 +1,17 @@
 """`spacy package` on a trained pipeline gives a wheel that requires
 spacy-spanbert and loads with `spacy.load` in a fresh process that never
 imports the plugin itself (the factories come from entry points)."""
+
 import json
 import subprocess
 import sys
 import zipfile
 
 import pytest
+from conftest import make_nlp
 from spacy.tokens import Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
-
-from conftest import make_nlp
 
 TEXTS = ["angela merkel met emmanuel macron in berlin .", "apple is a company in new york ."]
 ENTS = [[(0, 2, "PER"), (3, 5, "PER"), (6, 7, "LOC")], [(0, 1, "ORG"), (5, 7, "LOC")]]
@@ -75,7 +75,18 @@ def test_spacy_package_wheel_requires_plugin_and_loads_in_fresh_process(trained_
 
     target = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target), str(wheels[0])],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheels[0]),
+        ],
         capture_output=True,
         text=True,
     )

@@ -1,5 +1,6 @@
 """Tests of `spacy spanbert pretrain`: span masking, the SBO batch, a short
 run on a tiny random BERT, resuming, errors and the command line."""
+
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import numpy
 import pytest
 import spacy
 import torch
+from conftest import WORDS
 
 from spacy_spanbert import pretrain as pretrain_module
 from spacy_spanbert.pretrain import (
@@ -22,8 +24,6 @@ from spacy_spanbert.pretrain import (
     span_length_distribution,
     tokenize_texts,
 )
-
-from conftest import WORDS
 
 
 @pytest.fixture(autouse=True)
@@ -328,9 +328,28 @@ def test_pretrain_command_line(tiny_bert, texts_file, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = tmp_path / "out"
     run = subprocess.run(
-        [sys.executable, "-m", "spacy", "spanbert", "pretrain", str(texts_file), str(out), "--model", tiny_bert,
-         "--max-steps", "2", "--batch-size", "4", "--seq-len", "32", "--masking", "random"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "spanbert",
+            "pretrain",
+            str(texts_file),
+            str(out),
+            "--model",
+            tiny_bert,
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "32",
+            "--masking",
+            "random",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert run.returncode == 0, run.stderr + run.stdout
     meta = json.loads((out / "pretrain_meta.json").read_text())

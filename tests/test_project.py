@@ -1,8 +1,9 @@
 """project.yml's per-task conversion: only the config's data set, and a hint
 instead of a traceback when the raw files are missing."""
-import srsly
+
 from pathlib import Path
 
+import srsly
 from convert_task import TASKS, main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,18 +1,17 @@
 """The `spanbert_qa` component: the trainable-component checklist, windows,
 bad questions, the SQuAD 2.0 scorer and the shipped config."""
-import pickle
+
 from pathlib import Path
 
 import numpy
 import pytest
 import spacy
+from conftest import round_trip
 from spacy.tokens import DocBin
 from spacy.training import Example
 
 import spacy_spanbert.qa  # noqa: F401  (registers the factory, scorer and architecture)
 from spacy_spanbert.qa import normalize_answer, score_answers, score_qa
-
-from conftest import round_trip
 
 KEY = "spanbert_qa"
 SMALL = {"max_length": 64, "stride": 16}
@@ -103,7 +102,10 @@ def test_qa_overfitting_loss_falls_and_answers_are_right(trained):
     assert losses[-1] < 0.05 * losses[0]
     docs = [asked(nlp, text, questions) for text, questions, _ in DATA]
     answered = list(nlp.pipe(docs))
-    assert {qid: span and span.text for qid, span in answered[0]._.answers.items()} == {"q1": "Angela Merkel", "q2": "Berlin"}
+    assert {qid: span and span.text for qid, span in answered[0]._.answers.items()} == {
+        "q1": "Angela Merkel",
+        "q2": "Berlin",
+    }
     assert {qid: span and span.text for qid, span in answered[1]._.answers.items()} == {"q3": "Paris", "q4": None}
     group = answered[1].spans[KEY]
     assert [span.label_ for span in group] == ["q3"]
@@ -337,12 +339,17 @@ def test_qa_minilm_learns_and_round_trips(tmp_path):
     nlp = spacy.blank("en")
     # the best span of every question, whatever its margin over no answer
     nlp.add_pipe("spanbert_qa", config={"model": {"name": path, "do_lower_case": True}, "threshold": -1e9})
-    data = [(
-        MINILM_TEXT,
-        {"a": "In what country is Normandy located?", "b": "When did the Normans name Normandy?",
-         "c": "Who was the Norse king of France?"},
-        {"a": "France", "b": "10th and 11th centuries"},
-    )]
+    data = [
+        (
+            MINILM_TEXT,
+            {
+                "a": "In what country is Normandy located?",
+                "b": "When did the Normans name Normandy?",
+                "c": "Who was the Norse king of France?",
+            },
+            {"a": "France", "b": "10th and 11th centuries"},
+        )
+    ]
     examples = make_examples(nlp, data)
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 1e-4

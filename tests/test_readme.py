@@ -2,6 +2,7 @@
 imports) runs as written, offline (it uses the MiniLM package); fragments
 that continue a pipeline built elsewhere are skipped. Every config and
 script the README names exists."""
+
 import re
 import subprocess
 import sys

@@ -1,4 +1,5 @@
 """Every registered function is declared as an entry point, and back."""
+
 import sys
 
 import pytest

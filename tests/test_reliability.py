@@ -4,19 +4,19 @@ invariance, serialization round trips, misconfiguration, and very long docs.
 
 The fuzz tests use small hypothesis budgets in the default run; the
 `@pytest.mark.slow` variants run the same properties with larger budgets."""
+
 import warnings
 
 import numpy
 import pytest
 import spacy
+from conftest import TEXTS, make_nlp, round_trip
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
-
-from conftest import TEXTS, make_nlp, round_trip
 
 TEXTCAT_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": True}
 CATS = ("POLITICS", "BUSINESS", "CULTURE")
@@ -173,15 +173,9 @@ def _assert_same_docs(docs_a, docs_b, atol=1e-4):
     for a, b in zip(docs_a, docs_b):
         assert a.text == b.text
         assert _summary(a) == _summary(b), a.text[:60]
-        assert_allclose(
-            a.spans["spanbert"].attrs["vectors"], b.spans["spanbert"].attrs["vectors"], atol=atol
-        )
-        assert_allclose(
-            a.spans["spanbert"].attrs["doc_vector"], b.spans["spanbert"].attrs["doc_vector"], atol=atol
-        )
-        assert_allclose(
-            a.spans["spanbert_ner"].attrs["scores"], b.spans["spanbert_ner"].attrs["scores"], atol=atol
-        )
+        assert_allclose(a.spans["spanbert"].attrs["vectors"], b.spans["spanbert"].attrs["vectors"], atol=atol)
+        assert_allclose(a.spans["spanbert"].attrs["doc_vector"], b.spans["spanbert"].attrs["doc_vector"], atol=atol)
+        assert_allclose(a.spans["spanbert_ner"].attrs["scores"], b.spans["spanbert_ner"].attrs["scores"], atol=atol)
         for label in a.cats:
             assert a.cats[label] == pytest.approx(b.cats[label], abs=atol)
 
@@ -221,7 +215,7 @@ def _check_batch_matches_single_docs(nlp, texts):
     # all-zero cats: see test_reliability_empty_doc_cats_batch_invariant.
     for doc in batched + single:
         if not len(doc):
-            doc.cats = {label: 0.0 for label in doc.cats}
+            doc.cats = dict.fromkeys(doc.cats, 0.0)
     _assert_same_docs(batched, single)
 
 
@@ -359,7 +353,10 @@ def test_reliability_warns_when_transformer_cannot_truncate(tiny_bert):
         "model_max_length": 4096,
     }
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    with pytest.warns(UserWarning, match="spanbert: the upstream transformer's tokenizer has model_max_length 4096, but its model has only 512 positions"):
+    with pytest.warns(
+        UserWarning,
+        match="spanbert: the upstream transformer's tokenizer has model_max_length 4096, but its model has only 512 positions",
+    ):
         nlp.initialize(lambda: [Example(nlp.make_doc(t), nlp.make_doc(t)) for t in TEXTS])
 
 
@@ -487,11 +484,27 @@ def test_reliability_ner_without_upstream_spanbert(tiny_bert, spanbert):
 @pytest.mark.parametrize(
     "component,config,match",
     [
-        ("spanbert", {"model": {"hidden_width": 0}}, r"SpanEncoder\.v1 \(components\.spanbert\.model\): hidden_width must be a positive integer, got 0"),
+        (
+            "spanbert",
+            {"model": {"hidden_width": 0}},
+            r"SpanEncoder\.v1 \(components\.spanbert\.model\): hidden_width must be a positive integer, got 0",
+        ),
         ("spanbert", {"model": {"n_layers": -1}}, r"SpanEncoder\.v1 .*n_layers must be a non-negative integer, got -1"),
-        ("spanbert_ner", {"model": {"hidden_width": 0}}, r"SpanClassifier\.v1: hidden_width must be a positive integer, got 0"),
-        ("spanbert_ner", {"model": {"tok2vec": _listener(width=0)}}, r"SpanBertListener\.v1: width must be a positive integer, got 0"),
-        ("textcat", {"model": {**TEXTCAT_MODEL, "tok2vec": _listener(width=-8)}}, r"SpanBertListener\.v1: width must be a positive integer, got -8"),
+        (
+            "spanbert_ner",
+            {"model": {"hidden_width": 0}},
+            r"SpanClassifier\.v1: hidden_width must be a positive integer, got 0",
+        ),
+        (
+            "spanbert_ner",
+            {"model": {"tok2vec": _listener(width=0)}},
+            r"SpanBertListener\.v1: width must be a positive integer, got 0",
+        ),
+        (
+            "textcat",
+            {"model": {**TEXTCAT_MODEL, "tok2vec": _listener(width=-8)}},
+            r"SpanBertListener\.v1: width must be a positive integer, got -8",
+        ),
     ],
 )
 def test_reliability_non_positive_widths(nlp_factory, component, config, match):
@@ -520,7 +533,10 @@ def test_reliability_unknown_suggester(nlp_factory, where):
     runs; its message names the missing function and lists the known ones."""
     missing = {"@misc": "spacy-spanbert.ngram_sugester.v1"}
     config = {"suggester": missing} if where == "suggester" else {"model": {"suggester": missing}}
-    with pytest.raises(ValueError, match=r"(?s)'spacy-spanbert\.ngram_sugester\.v1'.*registry 'misc'.*spacy-spanbert\.ngram_suggester\.v1"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)'spacy-spanbert\.ngram_sugester\.v1'.*registry 'misc'.*spacy-spanbert\.ngram_suggester\.v1",
+    ):
         nlp_factory(config)
 
 
@@ -530,14 +546,18 @@ def test_reliability_head_called_before_initialize(nlp_factory, head):
     nlp = nlp_factory()
     nlp.initialize(lambda: _examples(nlp))
     nlp.add_pipe(head, config={"model": TEXTCAT_MODEL} if head == "textcat" else {})
-    with pytest.raises(ValueError, match=rf"E109\] Component '{head}' could not be run\. Did you forget to call `initialize\(\)`"):
+    with pytest.raises(
+        ValueError, match=rf"E109\] Component '{head}' could not be run\. Did you forget to call `initialize\(\)`"
+    ):
         nlp(DATA[0][0])
 
 
 def test_reliability_spanbert_called_before_initialize(nlp_factory):
     nlp = nlp_factory()
     nlp.get_pipe("transformer").initialize(lambda: _examples(nlp))
-    with pytest.raises(ValueError, match=r"E109\] Component 'spanbert' could not be run.*Call nlp\.initialize\(\) first"):
+    with pytest.raises(
+        ValueError, match=r"E109\] Component 'spanbert' could not be run.*Call nlp\.initialize\(\) first"
+    ):
         nlp(DATA[0][0])
 
 

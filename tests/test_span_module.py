@@ -2,6 +2,7 @@
 of the maths in DESIGN.md: the token-level computation (one weighted gather
 for the span representation, blocked and fused attention, chunks for long
 inputs) must give the same values and the same gradients."""
+
 import pytest
 import torch
 

@@ -432,9 +432,7 @@ def test_suggesters_ngram_cached_rows_are_fresh_arrays(en_vocab):
     first = suggester(docs[:1], ops=OPS)
     first.dataXd[:] = -1
     again = suggester(docs, ops=OPS)
-    assert rows(again)[:12] == rows(again)[12:] == [
-        [s, s + w] for s in range(5) for w in range(1, 4) if s + w <= 5
-    ]
+    assert rows(again)[:12] == rows(again)[12:] == [[s, s + w] for s in range(5) for w in range(1, 4) if s + w <= 5]
 
 
 def test_suggesters_normalize_bad_shape():
@@ -458,7 +456,9 @@ def make_pickle_case(name, en_vocab):
         "entity": (build_entity_suggester(["PER"]), [entity_doc(en_vocab)]),
         "pattern": (build_pattern_suggester([[{"IS_TITLE": True, "OP": "+"}]]), [entity_doc(en_vocab)]),
         "merged": (
-            build_merged_suggester([spacy_ngrams(1, 2), build_entity_suggester(), build_pattern_suggester([[{"LOWER": "new"}]])]),
+            build_merged_suggester(
+                [spacy_ngrams(1, 2), build_entity_suggester(), build_pattern_suggester([[{"LOWER": "new"}]])]
+            ),
             [entity_doc(en_vocab)],
         ),
     }
@@ -480,7 +480,11 @@ def test_suggesters_merged_config_resolves(en_vocab):
     resolved = registry.resolve(Config().from_str(MERGED_CONFIG))
     suggester = resolved["components"]["spanbert"]["suggester"]
     assert suggester.requires == ["doc.ents"]
-    doc = make_doc(en_vocab, ["Angela", "Merkel", "visited", "New", "York", "City"], ents=["B-PER", "I-PER", "O", "B-GPE", "I-GPE", "I-GPE"])
+    doc = make_doc(
+        en_vocab,
+        ["Angela", "Merkel", "visited", "New", "York", "City"],
+        ents=["B-PER", "I-PER", "O", "B-GPE", "I-GPE", "I-GPE"],
+    )
     output = suggester([doc], ops=OPS)
     assert_canonical(output, 1)
     assert [3, 6] in rows(output)  # a 3-token entity, also the widest n-gram

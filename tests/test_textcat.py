@@ -3,6 +3,7 @@ import pickle
 import numpy
 import pytest
 import spacy
+from conftest import round_trip
 from numpy.testing import assert_allclose
 from spacy.tokens import SpanGroup
 from spacy.training import Example
@@ -12,7 +13,6 @@ from thinc.types import Ragged
 from spacy_spanbert.data_classes import SpanBatch
 from spacy_spanbert.layers.label_attention import label_attention, predict_with_weights, span_label_attention
 from spacy_spanbert.textcat import span_attention_evidence
-from conftest import round_trip
 
 EXCLUSIVE_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": True}
 MULTI_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": False}
@@ -247,12 +247,8 @@ def test_textcat_label_attention_gradient(lengths):
     out, backprop = layer.begin_update(batch)
     d_batch = backprop(d_out)
     assert out.shape == (len(lengths), n_labels)
-    assert_allclose(
-        d_batch.vectors, _numeric_grad(batch.vectors, lambda v: loss(v, batch.doc_vectors)), atol=2e-3
-    )
-    assert_allclose(
-        d_batch.doc_vectors, _numeric_grad(batch.doc_vectors, lambda d: loss(batch.vectors, d)), atol=2e-3
-    )
+    assert_allclose(d_batch.vectors, _numeric_grad(batch.vectors, lambda v: loss(v, batch.doc_vectors)), atol=2e-3)
+    assert_allclose(d_batch.doc_vectors, _numeric_grad(batch.doc_vectors, lambda d: loss(batch.vectors, d)), atol=2e-3)
     for name in ("Q", "W", "U", "b"):
         param = layer.get_param(name).copy()
 

@@ -8,13 +8,13 @@ CPU build first), with nothing of the repository importable:
   `pip install packages/*.whl`, and loads by name.
 
 Slow: it installs spaCy, spacy-transformers and torch."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import srsly
-
 from conftest import make_nlp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,15 +37,29 @@ def fresh_venv(tmp_path_factory):
 
 
 def test_plugin_wheel_installs_in_a_fresh_venv_and_serves_its_commands(tmp_path, fresh_venv):
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "--wheel-dir", str(tmp_path / "dist"), str(ROOT)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ]
+    )
     wheel = next((tmp_path / "dist").glob("spacy_spanbert-*.whl"))
     python = str(fresh_venv / "bin" / "python")
     _run([python, "-m", "pip", "install", "-q", str(wheel)])
     conll = tmp_path / "tiny.conll"
     conll.write_text("Angela\tB-person\nMerkel\tI-person\nspoke\tO\n\n", encoding="utf8")
     # from another folder, so nothing of the repository is importable
-    out = _run([python, "-m", "spacy_spanbert.convert", "conll", str(conll), str(tmp_path / "tiny.spacy")], cwd=tmp_path)
+    out = _run(
+        [python, "-m", "spacy_spanbert.convert", "conll", str(conll), str(tmp_path / "tiny.spacy")], cwd=tmp_path
+    )
     assert "Wrote 1 doc (3 tokens)" in out
     help_text = _run([python, "-m", "spacy", "spanbert", "--help"], cwd=tmp_path)
     assert "annotate" in help_text and "pretrain" in help_text
@@ -65,12 +79,12 @@ def test_packaged_pipeline_installs_with_one_command_and_loads(tiny_bert, tmp_pa
     variables = dict(project["vars"], config="ner")
     for script in command["script"]:
         for key, value in variables.items():
-            script = script.replace("${vars.%s}" % key, str(value))
+            script = script.replace(f"${{vars.{key}}}", str(value))
         assert "${" not in script, script
         if script.endswith(" ."):  # the plugin's own wheel, built from the repository
             script = script[:-1] + str(ROOT)
         assert script.startswith("python ")  # as `spacy project run` does: this interpreter
-        _run(["bash", "-c", sys.executable + script[len("python"):]], cwd=tmp_path)
+        _run(["bash", "-c", sys.executable + script[len("python") :]], cwd=tmp_path)
     wheels = sorted(p.name for p in (tmp_path / "packages").glob("*.whl"))
     assert len(wheels) == 2 and any(w.startswith("spacy_spanbert-") for w in wheels), wheels
     python = str(fresh_venv / "bin" / "python")

@@ -1,6 +1,7 @@
 """A minimal trainable head that listens to `spanbert`: it scores each
 candidate span and learns to score gold entity spans 1 and others 0.
 Used to test the encoder's training plumbing independently of the real heads."""
+
 from typing import List
 
 from spacy.language import Language
@@ -43,9 +44,7 @@ def _forward(model, docs, is_train):
 
     def backprop(d_scores):
         d_vectors = bp_scores(d_scores)
-        return bp_batch(
-            SpanBatch(batch.indices, d_vectors, model.ops.alloc2f(*batch.doc_vectors.shape))
-        )
+        return bp_batch(SpanBatch(batch.indices, d_vectors, model.ops.alloc2f(*batch.doc_vectors.shape)))
 
     return (batch, scores), backprop
 

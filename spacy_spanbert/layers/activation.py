@@ -16,6 +16,7 @@ then learned slowly.
 `cross_entropy_activation` computes the same softmax or sigmoid as those layers
 and passes the gradient straight to the logits.
 """
+
 from typing import Callable, Tuple
 
 from thinc.api import Model

@@ -27,6 +27,7 @@ architecture. `predict_with_weights` returns the logits together with the
 attention `softmax_i(V q_l / sqrt(W))` of the same pass, which is the evidence
 the text classifiers store on the doc.
 """
+
 from typing import Callable, Optional, Tuple
 
 from thinc.api import Model, glorot_uniform_init
@@ -39,9 +40,7 @@ InT = SpanBatch
 OutT = Floats2d
 
 
-def label_attention(
-    nO: Optional[int] = None, nI: Optional[int] = None, *, dropout: float = 0.0
-) -> Model[InT, OutT]:
+def label_attention(nO: Optional[int] = None, nI: Optional[int] = None, *, dropout: float = 0.0) -> Model[InT, OutT]:
     """Score labels for each doc by attending over its span vectors.
 
     nO (Optional[int]): Number of labels; inferred from the output sample in
@@ -199,9 +198,7 @@ def _attention(model: Model[InT, OutT], V: Floats2d, lengths: Ints1d) -> Floats2
     return _segment_softmax(model.ops, model.ops.gemm(V, Q, trans2=True) * _scale(model, Q), lengths)
 
 
-def _attend(
-    model: Model[InT, OutT], V: Floats2d, D: Floats2d, lengths: Ints1d
-) -> Tuple[OutT, Floats2d, Floats2d]:
+def _attend(model: Model[InT, OutT], V: Floats2d, D: Floats2d, lengths: Ints1d) -> Tuple[OutT, Floats2d, Floats2d]:
     """The logits, the attention weights `A` and `P = V Wᵀ` (kept for backprop)."""
     ops = model.ops
     A = _attention(model, V, lengths)
@@ -253,7 +250,6 @@ def grow_labels(model: Model[InT, OutT], nO: int) -> Model[InT, OutT]:
         param[:old_nO] = model.get_param(name)
         new.set_param(name, param)
     return new
-
 
 
 # -- the `SpanAttentionTextCat` chain (listener >> label_attention >> activation)

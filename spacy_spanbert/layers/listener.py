@@ -1,4 +1,5 @@
 """SpanBertListener: how a head receives the span encoder's output."""
+
 from typing import Any, Callable, List, Optional
 
 import numpy

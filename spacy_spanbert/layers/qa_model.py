@@ -9,6 +9,7 @@ Serialization goes through the shim's `serialize_model` / `deserialize_model`
 hooks: the bytes hold the encoder's config, the tokenizer's files and all
 weights, so a saved pipeline loads without the original encoder folder.
 """
+
 import tempfile
 from dataclasses import dataclass
 from io import BytesIO
@@ -96,9 +97,7 @@ def _encoder_kwargs(config: Any) -> Dict[str, Any]:
 _POOLED = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
 
 
-def load_qa_module(
-    name: str, hidden_width: int, dropout: float, do_lower_case: Optional[bool] = None
-) -> QAModule:
+def load_qa_module(name: str, hidden_width: int, dropout: float, do_lower_case: Optional[bool] = None) -> QAModule:
     """Load a pretrained encoder and its tokenizer into a new `QAModule`.
 
     name (str): A Hugging Face model name or folder.

@@ -11,6 +11,7 @@ is `[n_blocks, heads, block, keys]` with `keys ~ block_size + 2 * window *
 spans_per_token`: linear in doc length. W_o starts at zero, so an untrained
 layer only normalises.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,4 +1,5 @@
 """span_classifier: score the candidate spans of a `SpanBatch` per label."""
+
 from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc

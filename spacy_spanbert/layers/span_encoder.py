@@ -1,4 +1,5 @@
 """Thinc layer: docs -> candidate spans -> span vectors (SpanBatch)."""
+
 from typing import Callable, List, Optional
 
 import numpy
@@ -142,7 +143,5 @@ def _check_spans(span_data: numpy.ndarray, doc_lengths: numpy.ndarray) -> None:
     if bad.any():
         row = int(numpy.flatnonzero(bad)[0])
         raise ValueError(
-            Errors.E015.format(
-                start=int(span_data[row, 0]), end=int(span_data[row, 1]), n=int(doc_lengths[row])
-            )
+            Errors.E015.format(start=int(span_data[row, 0]), end=int(span_data[row, 1]), n=int(doc_lengths[row]))
         )

@@ -110,9 +110,7 @@ class SpanRepresentation(nn.Module):
         pool_first = pool_end - widths
         bag_offsets = pool_first + 3 * torch.arange(n_spans, device=device)
         n_pool = int(pool_end[-1]) if n_spans else 0
-        span_of_item = torch.repeat_interleave(
-            torch.arange(n_spans, device=device), widths, output_size=n_pool
-        )
+        span_of_item = torch.repeat_interleave(torch.arange(n_spans, device=device), widths, output_size=n_pool)
         item = torch.arange(n_pool, device=device)
         item_tokens = item + (starts - pool_first)[span_of_item]
         pool_items = item + 3 * span_of_item
@@ -124,9 +122,9 @@ class SpanRepresentation(nn.Module):
         rows[tail + 2] = 3 * n_tokens + width_buckets(widths)
         item_logits = logits[item_tokens]
         # softmax per span; the shift by the span max only guards exp().
-        span_max = torch.full(
-            (n_spans,), float("-inf"), device=device, dtype=logits.dtype
-        ).scatter_reduce(0, span_of_item, item_logits.detach(), "amax")
+        span_max = torch.full((n_spans,), float("-inf"), device=device, dtype=logits.dtype).scatter_reduce(
+            0, span_of_item, item_logits.detach(), "amax"
+        )
         exp = torch.exp(item_logits - span_max[span_of_item])
         norm = logits.new_zeros(n_spans).index_add(0, span_of_item, exp)
         alpha = exp / norm[span_of_item]

@@ -7,6 +7,7 @@ already uses. Only the kernel changes: the layers, parameters and
 serialization are thinc's. `benchmarks/README.md` (Consolidation) has the
 measurement that keeps this path.
 """
+
 import numpy
 from thinc.api import Model, NumpyOps
 
