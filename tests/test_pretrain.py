@@ -311,7 +311,7 @@ def test_pretrain_unknown_masking(tiny_bert, texts_file, tmp_path):
 
 def test_pretrain_entry_point():
     found = {ep.name: ep.value for ep in entry_points(group="spacy_cli")}
-    assert found.get("spanbert_pretrain") == "spacy_spanbert.pretrain:pretrain_cli"
+    assert found.get("spanbert_pretrain") == "spacy_spanbert.commands.pretrain.cli:pretrain_cli"
 
 
 def test_pretrain_listed_in_spanbert_group():

@@ -1,23 +1,24 @@
 """The PyTorch module behind `spacy-spanbert.SpanEncoder.v1`, and the thinc
 shim that creates it once the input width is known and saves it without
 pickle (safetensors)."""
+
 from typing import Any, Dict, Tuple
 
-import hashlib
-import srsly
 import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from thinc.api import PyTorchShim
 from thinc.util import get_torch_default_device
 from torch import nn
 
+from ..errors import Errors
+from ..serialize import load_state, state_from_bytes, state_to_bytes
 from .span_attention import LocalSpanAttention
 from .span_representation import SpanRepresentation
 
 # Inference on inputs longer than this (tokens in one batch) runs in chunks of
 # span starts of this size; see `SpanEncoderModule._spans_in_chunks`.
 CHUNK_TOKENS = 2048
+# Names the span encoder's weights in error messages.
+WHAT = "spanbert: the saved span-encoder weights"
 
 
 class SpanEncoderModule(nn.Module):
@@ -35,8 +36,7 @@ class SpanEncoderModule(nn.Module):
         super().__init__()
         self.represent = SpanRepresentation(n_in, hidden_width, dropout=dropout)
         self.layers = nn.ModuleList(
-            LocalSpanAttention(hidden_width, n_heads, window, dropout=dropout)
-            for _ in range(n_layers)
+            LocalSpanAttention(hidden_width, n_heads, window, dropout=dropout) for _ in range(n_layers)
         )
 
     def forward(
@@ -110,56 +110,18 @@ class SpanEncoderShim(PyTorchShim):
         return self._model is not None
 
     def to_bytes(self) -> bytes:
-        if self._model is None:
-            return srsly.msgpack_dumps({"config": None, "state": b""})
-        state = {k: v.detach().contiguous().cpu() for k, v in self._model.state_dict().items()}
-        payload = save_safetensors(state)
-        return srsly.msgpack_dumps(
-            {"config": self.cfg, "state": payload, "sha256": hashlib.sha256(payload).hexdigest()}
-        )
+        state = None if self._model is None else self._model.state_dict()
+        return state_to_bytes(state, self.cfg if self._model is not None else None)
 
     def from_bytes(self, bytes_data: bytes) -> "SpanEncoderShim":
-        try:
-            msg = srsly.msgpack_loads(bytes_data)
-        except Exception:
-            msg = None
-        if not isinstance(msg, dict) or "config" not in msg or "state" not in msg:
-            raise ValueError(
-                "spanbert: the saved span-encoder weights are not in the expected "
-                "format (msgpack with 'config' and safetensors 'state'). Re-save "
-                "the pipeline with this version of spacy-spanbert."
-            )
-        if msg["config"] is None:
+        config, state = state_from_bytes(bytes_data, what=WHAT)
+        if config is None:
             self._model = None
             return self
-        state_bytes = msg["state"]
-        expected = msg.get("sha256")
-        if not isinstance(state_bytes, bytes) or not isinstance(msg["config"], dict):
-            raise ValueError(
-                "spanbert: the saved span-encoder weights are malformed. Re-train or "
-                "re-save the pipeline."
-            )
-        if expected is not None and hashlib.sha256(state_bytes).hexdigest() != expected:
-            raise ValueError(
-                "spanbert: the saved span-encoder weights fail their checksum: the file "
-                "is corrupt or was modified after saving. Re-train or re-save the pipeline."
-            )
-        self.build(msg["config"])
-        try:
-            state = load_safetensors(state_bytes)
-        except Exception as err:  # safetensors raises its own error types
-            raise ValueError(
-                f"spanbert: the saved span-encoder weights could not be read as "
-                f"safetensors ({err}). The file is corrupt or was tampered with; "
-                f"re-train or re-save the pipeline."
-            ) from None
-        try:
-            self._model.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(
-                f"spanbert: the saved span-encoder weights do not match the saved "
-                f"configuration ({err}). Re-train or re-save the pipeline."
-            ) from None
+        if not isinstance(config, dict) or state is None:
+            raise ValueError(Errors.E050.format(what=WHAT))
+        self.build(config)
+        load_state(self._model, state, what=WHAT)
         return self
 
     def to_device(self, device_type: str, device_id: int) -> None:
