@@ -248,7 +248,7 @@ def evaluate(nlp, docs, top_k: int, seed: int = 0, batch_size: int = 64, n_rando
 
     RETURNS (Dict[str, object]): the JSON result.
     """
-    from spacy_spanbert.textcat import span_attention_evidence
+    from spacy_spanbert.textcat import predict_with_evidence
 
     name, pipe = evidence_component(nlp)
     pipe.cfg["evidence_top_k"] = top_k
@@ -265,7 +265,7 @@ def evaluate(nlp, docs, top_k: int, seed: int = 0, batch_size: int = 64, n_rando
         positions = [i for i, span in enumerate(group) if span.label_ == label]
         evidence = [(group[i].start, group[i].end) for i in positions]
         sharp.append(sharpness(group.attrs["weights"][positions[0]], int(group.attrs["n_candidates"])))
-        indices, _ = span_attention_evidence(pipe.model, [doc])
+        _, indices, _ = predict_with_evidence(pipe.model, [doc])
         rows = pipe.model.ops.to_numpy(indices.dataXd).reshape((-1, 2))
         items.append(
             {

@@ -17,7 +17,7 @@ from .textcat import (
     SpanBertTextCategorizer,
     make_spanbert_textcat,
     make_spanbert_textcat_multilabel,
-    span_attention_evidence,
+    predict_with_evidence,
 )
 
 __version__ = "0.1.0"
@@ -38,6 +38,6 @@ __all__ = [
     "make_spanbert_qa",
     "make_spanbert_textcat",
     "make_spanbert_textcat_multilabel",
-    "span_attention_evidence",
+    "predict_with_evidence",
     "__version__",
 ]

@@ -1,12 +1,12 @@
 """`spanbert_cleaner`: drop the candidate spans (or their vectors) once the
 heads have used them.
 
-`spanbert` stores one vector per candidate span on the doc, about 8
-candidates per token with the NER configs: with MiniLM (384 wide) 10.7-12.3
-KB per token, five times the 2.2 KB spacy-transformers keeps in
-`doc._.trf_data`. The heads need
-them while the pipeline runs; a pipeline that only delivers `doc.ents` or
-`doc.cats` does not need them afterwards. Put this component last:
+`spanbert` stores one vector per candidate span on the doc, and there are
+several candidates per token, so a processed doc holds several times the
+vector data spacy-transformers keeps per token in `doc._.trf_data`. The heads
+need the vectors while the pipeline runs; a pipeline that only delivers
+`doc.ents` or `doc.cats` does not need them afterwards. Put this component
+last:
 
     nlp.add_pipe("spanbert_cleaner")                      # drop doc.spans["spanbert"]
     nlp.add_pipe("spanbert_cleaner", config={"keep_spans": True})  # keep the spans, drop the vectors
@@ -19,14 +19,15 @@ from typing import Any, Dict
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .span_vectors import SpanVectorHooks
+from .errors import Errors, check_key
+from .span_vectors import DEFAULT_SPANS_KEY, SpanVectorHooks
 
 DROPPED_ATTRS = ("vectors", "doc_vector")
 
 
 @Language.factory(
     "spanbert_cleaner",
-    default_config={"spans_key": "spanbert", "keep_spans": False},
+    default_config={"spans_key": DEFAULT_SPANS_KEY, "keep_spans": False},
 )
 def make_spanbert_cleaner(nlp: Language, name: str, spans_key: str, keep_spans: bool) -> "SpanBertCleaner":
     """Create a `spanbert_cleaner`; it must come after every head of the
@@ -43,11 +44,10 @@ class SpanBertCleaner:
     """Remove `doc.spans[spans_key]` (or its `attrs["vectors"]` and
     `attrs["doc_vector"]`) and the span-vector hooks `spanbert` installed."""
 
-    def __init__(self, *, name: str = "spanbert_cleaner", spans_key: str = "spanbert", keep_spans: bool = False):
-        if not isinstance(spans_key, str) or not spans_key:
-            raise ValueError(f"{name}: spans_key must be a non-empty string, got {spans_key!r}.")
+    def __init__(self, *, name: str = "spanbert_cleaner", spans_key: str = DEFAULT_SPANS_KEY, keep_spans: bool = False):
+        check_key(name, "spans_key", spans_key)
         if not isinstance(keep_spans, bool):
-            raise ValueError(f"{name}: keep_spans must be true or false, got {keep_spans!r}.")
+            raise ValueError(Errors.E008.format(name=name, setting="keep_spans", value=keep_spans))
         self.name = name
         self.cfg: Dict[str, Any] = {"spans_key": spans_key, "keep_spans": keep_spans}
 

@@ -1,7 +1,10 @@
 """Data passed between the span encoder and its listeners."""
 
 from dataclasses import dataclass
+from typing import Iterator, Tuple
 
+import numpy
+from thinc.api import Ops
 from thinc.types import Floats2d, Ragged
 
 
@@ -26,3 +29,20 @@ class SpanBatch:
 
     def __len__(self) -> int:
         return int(self.doc_vectors.shape[0])
+
+
+def doc_rows(ops: Ops, indices: Ragged) -> Iterator[Tuple[slice, numpy.ndarray]]:
+    """Walk a batch's candidate spans doc by doc.
+
+    ops (Ops): The ops `indices` lives on.
+    indices (Ragged): `[start, end)` rows of the spans, one length per doc.
+    YIELDS (Tuple[slice, numpy.ndarray]): Per doc, in order: the slice of its
+        rows in the batch (to index arrays aligned with `indices`, such as
+        scores or vectors), and its `(n, 2)` int32 offsets on the CPU.
+    """
+    offsets = ops.to_numpy(indices.dataXd).reshape((-1, 2)).astype("int32", copy=False)
+    start = 0
+    for n in ops.to_numpy(indices.lengths).tolist():
+        rows = slice(start, start + int(n))
+        yield rows, offsets[rows]
+        start += int(n)

@@ -13,12 +13,12 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .data_classes import SpanBatch
+from .data_classes import SpanBatch, doc_rows
 from .errors import Errors, Warnings, check_key
 from .layers.listener import SpanBertListener, token_vector_listeners
 from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
-from .span_vectors import SpanVectorHooks, install_extensions, span_group_from_rows
-from .suggesters import PresetSpansSuggester, adapt_suggester
+from .span_vectors import DEFAULT_SPANS_KEY, SpanVectorHooks, install_extensions, span_group_from_rows
+from .suggesters import PresetSpansSuggester
 
 DEFAULT_SPANBERT_MODEL_CONFIG = """
 [model]
@@ -62,8 +62,7 @@ _REQUIREMENT_ASSIGNS = {
     assigns=["doc.spans"],
     default_config={
         "model": DEFAULT_SPANBERT_MODEL,
-        "suggester": None,
-        "spans_key": "spanbert",
+        "spans_key": DEFAULT_SPANS_KEY,
         "store_vectors": True,
         "learn_rate_scale": LEARN_RATE_SCALE,
     },
@@ -73,7 +72,6 @@ def make_spanbert(
     nlp: Language,
     name: str,
     model: Model[List[Doc], SpanBatch],
-    suggester: Optional[Callable],
     spans_key: str,
     store_vectors: bool,
     learn_rate_scale: float,
@@ -82,17 +80,12 @@ def make_spanbert(
 
     model (Model[List[Doc], SpanBatch]): The span encoder model; its
         `suggester` proposes the candidate spans.
-    suggester (Optional[Callable]): Deprecated: overrides the model's
-        suggester; set `model.suggester` instead.
     spans_key (str): Write the candidate spans to `doc.spans[spans_key]`.
     store_vectors (bool): Store `attrs["vectors"]` on the group. Heads read
         them at prediction time, so keep it true when heads listen.
     learn_rate_scale (float): Train this component's own weights at this
         multiple of the optimizer's learning rate.
     """
-    if suggester is not None:
-        warnings.warn(Warnings.W003.format(name=name), DeprecationWarning, stacklevel=2)
-        model.attrs["suggester"] = adapt_suggester(suggester)
     return SpanBert(
         nlp.vocab,
         model,
@@ -129,7 +122,7 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         model: Model[List[Doc], SpanBatch],
         name: str = "spanbert",
         *,
-        spans_key: str = "spanbert",
+        spans_key: str = DEFAULT_SPANS_KEY,
         store_vectors: bool = True,
         learn_rate_scale: float = LEARN_RATE_SCALE,
         nlp: Optional[Language] = None,
@@ -242,26 +235,21 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         batch (SpanBatch): The output of `predict`.
         """
         ops = self.model.ops
-        indices = ops.to_numpy(batch.indices.dataXd).reshape((-1, 2))
-        lengths = ops.to_numpy(batch.indices.lengths)
         vectors = ops.to_numpy(batch.vectors).astype("float32", copy=False)
         doc_vectors = ops.to_numpy(batch.doc_vectors).astype("float32", copy=False)
         key = self.spans_key
-        offset = 0
-        for i, doc in enumerate(docs):
-            rows = indices[offset : offset + int(lengths[i])]
+        for i, (doc, (rows, offsets)) in enumerate(zip(docs, doc_rows(ops, batch.indices))):
             attrs = {}
             if self.cfg["store_vectors"]:
-                attrs["vectors"] = vectors[offset : offset + len(rows)].copy()
+                attrs["vectors"] = vectors[rows].copy()
                 attrs["doc_vector"] = doc_vectors[i].copy()
                 # The spans' [start, end) rows, so that heads read them back
                 # without making a Python Span per candidate.
-                attrs["offsets"] = rows.astype("int32")
+                attrs["offsets"] = offsets.copy()
                 hooks = SpanVectorHooks(key)
                 doc.user_span_hooks["vector"] = hooks.vector
                 doc.user_span_hooks["similarity"] = hooks.similarity
-            doc.spans[key] = span_group_from_rows(doc, key, rows, attrs)
-            offset += len(rows)
+            doc.spans[key] = span_group_from_rows(doc, key, offsets, attrs)
 
     # -- training --------------------------------------------------------------
 

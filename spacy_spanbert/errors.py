@@ -178,6 +178,70 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     E053 = "{what} do not match their saved configuration ({err}). Re-train or re-save them."
 
+    # suggesters and the cleaner: E060-E079
+    E060 = (
+        "{where}: a suggester returned spans of shape {shape}; spanbert expects an "
+        "(n_spans, 2) array of [start, end) token offsets. Fix the suggester function."
+    )
+    E061 = (
+        "{where}: a suggester returned {n_spans} spans and {n_lengths} lengths adding "
+        "up to {total} for {n_docs} docs; spanbert needs one length per doc, counting "
+        "that doc's spans. Fix the suggester function."
+    )
+    E062 = (
+        "{where}: the spanbert {kind} suggester needs {requirement}, but a doc has "
+        "none ({text!r}). Add {components} before 'spanbert' in the pipeline, e.g. "
+        "{example}, or choose another suggester."
+    )
+    E063 = (
+        "spacy-spanbert.noun_chunk_suggester.v1: the spanbert noun-chunk suggester "
+        "can't find noun chunks for language {lang!r}: {err} Choose another "
+        "suggester, e.g. spacy-spanbert.ngram_suggester.v1."
+    )
+    E064 = (
+        "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester could not "
+        "match its patterns: {err} Add the missing component before 'spanbert' in "
+        "the pipeline, or change the patterns."
+    )
+    E065 = (
+        "spacy-spanbert.ngram_suggester.v1: spanbert's n-gram suggester needs "
+        "integers with 1 <= min_size <= max_size, got min_size={min_size!r} and "
+        "max_size={max_size!r}. Set e.g. min_size = 1 and max_size = 8 in the "
+        "suggester's config block."
+    )
+    E066 = (
+        "spacy-spanbert.entity_suggester.v1: spanbert's entity suggester needs labels "
+        "to be a non-empty list of strings or null, got {labels!r}. Write e.g. "
+        'labels = ["PERSON","ORG"], or leave it out to use every entity.'
+    )
+    E067 = (
+        "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester needs a "
+        "non-empty list of token patterns, got {patterns!r}. Write e.g. "
+        'patterns = [[{{"POS": "PROPN", "OP": "+"}}]].'
+    )
+    E068 = (
+        "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester needs "
+        "every pattern to be a non-empty list of token dicts, but pattern {i} is "
+        '{pattern!r}. Write e.g. [{{"LOWER": "new"}}, {{"IS_TITLE": true}}].'
+    )
+    E069 = (
+        "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester got an "
+        "invalid token pattern; spaCy's Matcher says: {err} See "
+        "https://spacy.io/usage/rule-based-matching#adding-patterns for the syntax."
+    )
+    E070 = (
+        "spacy-spanbert.merged_suggester.v1: spanbert's merged suggester needs a "
+        "non-empty list of suggesters, got {suggesters!r}. In a config, add "
+        "[components.spanbert.suggester.suggesters] and blocks such as "
+        "[components.spanbert.suggester.suggesters.*.ngrams] with "
+        '@misc = "spacy-spanbert.ngram_suggester.v1".'
+    )
+    E071 = (
+        "spacy-spanbert.merged_suggester.v1: spanbert's merged suggester needs "
+        "callables `(docs, *, ops) -> Ragged`, got {child!r}. Give each child an "
+        "@misc suggester function."
+    )
+
     # text input of the commands (commands/text_input.py)
     E100 = "{path}: cannot open: {reason}"
     E101 = "{path}:{line}: cannot decode byte {byte!r} (column {column}) as {encoding}; pass the right --encoding"
@@ -186,12 +250,225 @@ class Errors(metaclass=ErrorsWithCodes):
     E104 = "{path}: cannot decompress: not a valid gzip file ({reason})"
 
     # convert (commands/convert/): E110-E199
+    E110 = "convert: expected a Language, a Vocab or a language code such as 'en', got {kind}."
+    E111 = (
+        "{path}:{line}: invalid tag {tag!r} (expected O or B-, I-, E-, S-, L- or U-LABEL: "
+        "BIO, IOB1, BIOES or BILUO tags)"
+    )
+    E112 = "{path}:{line}: expected {n_cols} columns (as on line {first}), found {found}: {text!r}"
+    E113 = "{path}:{line}: empty token: {text!r}"
+    E114 = "{path}:{line}: expected a token and a tag separated by a tab, found 1 column: {text!r}"
+    E115 = (
+        "{path}:{line}: expected a token and at least one tag column separated by tabs, found 1 column: {text!r}"
+    )
+    E116 = "{path}: no .tsv files (or .tsv.gz files) in this folder"
+    E117 = "{path}: no such file or folder"
+    E118 = "{path}: no tokens in this file"
+    # prodigy; {where} is "path:line" (and ": span N" for a span)
+    E120 = "{where}: expected a JSON object, found {kind}"
+    E121 = "{where}: unknown answer {answer!r} (expected accept, reject or ignore)"
+    E122 = "{where}: 'cats' must map label strings to numbers"
+    E123 = "{where}: 'label' must be a non-empty string"
+    E124 = "{where}: 'spans' must be a list"
+    E125 = "{where}: overlapping spans: {reason}"
+    E126 = "{where}: 'options' must be a non-empty list of objects with an 'id'"
+    E127 = "{where}: 'accept' must be a list of option ids"
+    E128 = "{where}: accepted id {id!r} is not among the options {ids}"
+    E129 = "{where}: row has no 'text' (or it is empty)"
+    E130 = "{where}: 'tokens' must be a non-empty list"
+    E131 = "{where}: token {i} has no 'text'"
+    E132 = "{where}: missing or empty 'label'"
+    E133 = "{where}: token_start {start} / token_end {end} out of range for {n} tokens"
+    E134 = "{where}: needs char 'start'/'end' (or 'token_start'/'token_end' with 'tokens')"
+    E135 = "{where}: invalid char offsets [{start}:{end}]"
+    E136 = "{where}: char offsets [{start}:{end}] beyond the text ({n} chars)"
+    E137 = "{where}: char offsets [{start}:{end}] cover no token"
+    # trec and goemotions
+    E140 = "{path}:{line}: expected a COARSE:fine label first, found {label!r}"
+    E141 = "{path}:{line}: label {label!r} but no question text"
+    E142 = "{path}:{line}: blank label name"
+    E143 = "{path}:{line}: duplicate label {name!r}"
+    E144 = "{path}: no labels in this file"
+    E145 = "read_goemotions: labels must not be empty; give a labels file or a list of label names."
+    E146 = "{path}:{line}: expected 3 tab-separated columns (text, label ids, comment id), found {found}"
+    E147 = "{path}:{line}: label ids {ids!r} but no text"
+    E148 = "{path}:{line}: no label ids"
+    E149 = "{path}:{line}: unknown label id {id!r} (the labels file names ids 0-{last})"
+    # squad; {where} is "path: article A, paragraph P"
+    E150 = "{path}: expected SQuAD JSON, an object with a 'data' list of articles"
+    E151 = "{where}: no 'context' string"
+    E152 = "{where}: a question without a string 'id'"
+    E153 = "{where}: question {qid!r}: duplicate id"
+    E154 = "{where}: question {qid!r}: empty or missing 'question' text"
+    E155 = (
+        "{where}: question {qid!r}: an answer needs a non-empty 'text' and an integer 'answer_start', got {answer!r}"
+    )
+    E156 = (
+        "{where}: question {qid!r}: answer {text!r} does not match the context at its answer_start {start} "
+        "(found {found!r})"
+    )
+    E157 = "{where}: question {qid!r}: answer {text!r} at {start} covers no token"
+    # the engine and its options
+    E160 = "{path}: no documents found (empty output)"
+    E161 = "{path}: every doc's text occurs in {other} (--drop-texts-in leaves nothing to write)"
+    E162 = "{path}: --dev-last {n} leaves no training docs (read {n_docs} docs)"
+    E163 = "{path}: cannot write: {reason}"
+    E164 = "--drop-texts-in {path}: cannot read it as a .spacy file ({reason})"
+    E165 = "unknown format {fmt!r}: choose one of {formats}"
+    E170 = "{flag} only applies to the {formats} format"
+    E171 = "the goemotions format requires --labels FILE"
+    E172 = "--dev-output and --dev-last go together"
+    E173 = "--lang {lang!r}: {reason}"
+    E174 = "--encoding: {reason}"
+    E175 = "expected a positive integer, got {value!r}"
 
     # annotate (commands/annotate/): E200-E299
+    E200 = (
+        "spacy spanbert annotate: {what} needs the package '{package}', which is not "
+        'installed. Install the extra: pip install "spacy-spanbert[ray]"'
+    )
+    E201 = (
+        "spacy spanbert annotate: cannot read '{path}': the input must be a {suffixes} "
+        "file, a folder or a glob of them."
+    )
+    E202 = (
+        "spacy spanbert annotate: no {suffixes} files at '{input}'. Pass a file, a "
+        "folder or a quoted glob of such files."
+    )
+    E203 = "spacy spanbert annotate: shard_size must be a positive integer, got {value!r}."
+    E204 = (
+        "spacy spanbert annotate: the input files '{first}' and '{second}' give the same "
+        "output name after replacing unusual characters with '_'; rename one of them."
+    )
+    E205 = "spacy spanbert annotate: the output '{path}' is a file; pass a folder."
+    E206 = (
+        "spacy spanbert annotate: the output folder '{path}' is not empty ({n} entries). "
+        "Choose an empty folder, or pass --overwrite to replace the annotation files of "
+        "an earlier run."
+    )
+    E207 = "spacy spanbert annotate: unknown engine {engine!r}; use one of {engines}."
+    E208 = "spacy spanbert annotate: --workers must be a positive integer, got {value!r}."
+    E209 = "spacy spanbert annotate: --threads-per-worker must be a positive integer, got {value!r}."
+    E210 = (
+        "spacy spanbert annotate: {workers} workers x {threads} threads exceed the "
+        "{cores} cores of this machine. Lower --workers or --threads-per-worker."
+    )
+    E211 = (
+        "spacy spanbert annotate: {workers} workers x {threads} threads need {need} "
+        "CPUs, but the Ray cluster has {cpus}. Lower --workers or --threads-per-worker."
+    )
+    E212 = (
+        "spacy spanbert annotate: no component of '{model}' writes the span group(s) "
+        "{unknown}. Pass --spans-key with one of: {known}."
+    )
+    E213 = (
+        "spacy spanbert annotate: {n} shard(s) were not annotated: {names}. Run the "
+        "command again with --overwrite."
+    )
+    # malformed records, written to _errors.jsonl (not raised)
+    E220 = "{path}:{line}: not a JSON object but {kind}; each line must be an object with a '{field}' field"
+    E221 = "{path}:{line}: no text: field '{field}' is missing, empty or not a string (--text-field names the field)"
+    E222 = "{path}: no text: no column '{field}' (columns: {columns}); pass the text's column as --text-field"
+    E223 = "{path}:{line}: no text: column '{field}' is null, empty or not a string"
 
     # pretrain (commands/pretrain/): E300-E399
+    E300 = "spanbert pretrain: TEXTS {path} does not exist."
+    E301 = (
+        "spanbert pretrain: the folder {path} holds no {suffixes} files; give one text a "
+        "line (.txt), a 'text' field a line (.jsonl) or a DocBin (.spacy)."
+    )
+    E302 = "spanbert pretrain: cannot read {path}: TEXTS must end in {suffixes} or be a folder of such files."
+    E303 = "spanbert pretrain: {path} holds no text; remove it or fill it."
+    E304 = (
+        "spanbert pretrain: {path}:{line}: no text; each line of a .jsonl file needs a "
+        "non-empty string field 'text'."
+    )
+    E305 = "spanbert pretrain: cannot read {path} as a spaCy DocBin ({error})."
+    E306 = (
+        "spanbert pretrain: the tokenizer of {model} is a slow (Python) tokenizer, which "
+        "does not report word boundaries; span masking needs a fast tokenizer "
+        "(tokenizer.json, word_ids()). Save the model with a fast tokenizer or use "
+        "--masking random."
+    )
+    E307 = "spanbert pretrain: the tokenizer of {model} has no mask token; it cannot train a masked LM."
+    E308 = (
+        "spanbert pretrain: the tokenizer of {model} has no usable word boundaries ({probe!r} "
+        "gave word ids {words}); span masking needs a tokenizer whose word_ids() splits "
+        "text into words. Use --masking random for piece-level masking."
+    )
+    E309 = "spanbert pretrain: --masking {masking!r}: expected one of {choices}."
+    E310 = (
+        "spanbert pretrain: --lr must be positive and --sbo-weight not negative, got "
+        "--lr {lr} and --sbo-weight {sbo_weight}."
+    )
+    E311 = "spanbert pretrain: --seq-len {seq_len}: expected {low} to {high} for {model}."
+    E312 = "spanbert pretrain: --heldout-share {share}: expected a share between 0 and 1."
+    E313 = (
+        "spanbert pretrain: TEXTS {path} holds {n_texts} text(s): too few to hold out "
+        "{share:.0%} for the held-out loss and train on the rest; give at least "
+        "{n_needed} texts (or raise --heldout-share)."
+    )
+    E314 = (
+        "spanbert pretrain: TEXTS {path}: the {slice} slice ({n_texts} text(s), {n_pieces} "
+        "word pieces) is too small to mask anything; give more text (or raise "
+        "--heldout-share)."
+    )
+    E315 = (
+        "spanbert pretrain: cannot find the masked-LM head of {model_type}; BERT-, "
+        "RoBERTa- and DistilBERT-style encoders are supported."
+    )
+    E316 = "spanbert pretrain: {model} has no masked-LM form in transformers ({error})."
+    E317 = "spanbert pretrain: the encoder of {model} does not match its masked-LM form ({keys})."
+    E318 = (
+        "spanbert pretrain: {path} is from a run with other settings ({differ}); use "
+        "another OUTPUT_DIR or delete {folder}."
+    )
+    E319 = (
+        "spanbert pretrain: cannot resume from {path}: {reason} To start over, delete "
+        "{folder} or use another OUTPUT_DIR."
+    )
 
     # question answering (qa/): E400-E499
+    E400 = (
+        "spanbert_qa ({name}): stride must be an integer in [0, max_length - 4) = "
+        "[0, {limit}), got {value!r}. Lower components.{name}.stride or raise "
+        "components.{name}.max_length."
+    )
+    E401 = (
+        "spanbert_qa ({name}): the component is not initialized, so it has no "
+        "encoder yet. Call nlp.initialize() (or train it with spacy train) first."
+    )
+    E402 = (
+        "spanbert_qa ({name}): doc._.questions must be a dict "
+        "{{question_id: question_text}}, got {type}. Set it to such a dict before "
+        "running the pipeline on the doc."
+    )
+    E403 = "spanbert_qa ({name}): question id {qid!r} is a {type}; use string ids (they become span labels)."
+    E404 = (
+        "spanbert_qa ({name}): question {qid!r} is empty or not a string ({text!r}). "
+        "Give every question id a non-empty question text."
+    )
+    E405 = (
+        "spanbert_qa ({name}): question {qid!r} has {n} word pieces, more than the "
+        "{longest} that fit in a window of max_length={max_length} with "
+        "stride={stride} (the window also holds 3 special pieces and more than "
+        "`stride` context pieces). Shorten the question or raise "
+        "components.{name}.max_length."
+    )
+    E406 = (
+        "spanbert_qa ({name}): the loss is computed window by window in update(), "
+        "so there is no get_loss(). Train the component with nlp.update() or "
+        "spacy train."
+    )
+    E407 = (
+        "spanbert_qa ({name}): max_length {max_length} is more than the encoder's "
+        "{limit} positions. Set components.{name}.max_length to at most {limit}."
+    )
+    E408 = (
+        "spanbert_qa: the tokenizer of {model!r} is not a fast tokenizer, and the "
+        "component needs its character offsets. Use a model folder with a "
+        "tokenizer.json, or one that transformers converts to a fast tokenizer."
+    )
 
 
 class Warnings(metaclass=ErrorsWithCodes):
@@ -209,17 +486,22 @@ class Warnings(metaclass=ErrorsWithCodes):
         "model_max_length = {positions} in [components.transformer.model."
         "tokenizer_config] so that spacy-transformers truncates such windows."
     )
-    W003 = (
-        "{name}: the 'suggester' setting of the component is deprecated; set "
-        "components.{name}.model.suggester instead (it overrides the model's "
-        "suggester for now)."
-    )
 
     # annotate: W200-W299
+    W200 = "spacy spanbert annotate: skipped {n} malformed records, listed with their file and line in {path}"
 
     # pretrain: W300-W399
+    W300 = (
+        "spanbert pretrain: {model} has no masked-LM head: training a fresh one (the "
+        "first --head-steps train only the heads; see the README on steps)."
+    )
 
     # question answering: W400-W499
+    W400 = (
+        "spanbert_qa ({name}): {n} of {total} gold answers are longer than "
+        "max_answer_tokens={limit} word pieces and cannot be predicted; raise "
+        "components.{name}.max_answer_tokens to cover them."
+    )
 
 
 def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = False) -> None:

@@ -22,6 +22,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ragged
 
+from .data_classes import doc_rows
 from .errors import Errors, Warnings, check_key
 from .layers.listener import SpanBertListener
 from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
@@ -260,18 +261,13 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         """
         indices, probs = predictions
         ops = self.model.ops
-        offsets = ops.to_numpy(indices.dataXd).reshape((-1, 2))
-        lengths = ops.to_numpy(indices.lengths)
         probs = ops.to_numpy(probs)[:, : len(self.labels)]
         threshold = self.cfg["threshold"]
         key = self.spans_key
-        start = 0
-        for doc, n in zip(docs, lengths):
-            n = int(n)
-            doc_offsets = offsets[start : start + n]
-            rows, cols = numpy.nonzero(probs[start : start + n] >= threshold)
-            scores = probs[start : start + n][rows, cols].astype("float32")
-            start += n
+        for doc, (doc_slice, doc_offsets) in zip(docs, doc_rows(ops, indices)):
+            doc_probs = probs[doc_slice]
+            rows, cols = numpy.nonzero(doc_probs >= threshold)
+            scores = doc_probs[rows, cols].astype("float32")
             spans = [
                 Span(doc, int(doc_offsets[r, 0]), int(doc_offsets[r, 1]), label=self.labels[c])
                 for r, c in zip(rows, cols)
@@ -354,21 +350,15 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         n_rows, n_classes = scores.shape
         if n_rows == 0:
             return 0.0, ops.alloc2f(n_rows, n_classes)
-        offsets = ops.to_numpy(indices.dataXd).reshape((-1, 2))
-        lengths = ops.to_numpy(indices.lengths)
         negative = len(self.labels)
         label_ids = {label: i for i, label in enumerate(self.labels)}
         target = numpy.full((n_rows,), negative, dtype="i")
-        start = 0
-        for eg, n in zip(examples, lengths):
-            n = int(n)
+        for eg, (rows, offsets) in zip(examples, doc_rows(ops, indices)):
             gold: Dict[Tuple[int, int], int] = {}
             for span in self._gold_spans(eg):
                 if span.label_ in label_ids:
                     gold.setdefault((span.start, span.end), label_ids[span.label_])
-            for i, (s, e) in enumerate(offsets[start : start + n]):
-                target[start + i] = gold.get((int(s), int(e)), negative)
-            start += n
+            target[rows] = [gold.get((s, e), negative) for s, e in offsets.tolist()]
         weights = numpy.ones((n_classes,), dtype="f")
         weights[negative] = self.cfg["negative_weight"]
         row_weights = weights[target]
@@ -376,11 +366,11 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         truth = numpy.zeros((n_rows, n_classes), dtype="f")
         truth[numpy.arange(n_rows), target] = 1.0
         # Summed over the candidates, not averaged, as spaCy's own span and
-        # text classifiers do. Averaging over the ~8 candidates per token
-        # divided the gradient reaching spanbert and the transformer by the
-        # number of candidates in the batch (thousands): in a 300-step
-        # WNUT-17 run their weights barely moved, and a sibling head sharing
-        # the encoder (textcat, whose loss is not averaged) would drown it.
+        # text classifiers do: averaging over the ~8 candidates per token
+        # would divide the gradient reaching spanbert and the transformer by
+        # the number of candidates in the batch (thousands), and a sibling
+        # head sharing the encoder (textcat, whose loss is not averaged)
+        # would drown it.
         d_scores = (probs - truth) * row_weights[:, None]
         gold_probs = numpy.clip(probs[numpy.arange(n_rows), target], 1e-12, 1.0)
         loss = float((-numpy.log(gold_probs) * row_weights).sum())
@@ -466,14 +456,9 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         if not examples:
             return
         found = suggester([eg.predicted for eg in examples], ops=self.model.ops)
-        offsets = self.model.ops.to_numpy(found.dataXd).reshape((-1, 2))
-        lengths = self.model.ops.to_numpy(found.lengths)
         missed = total = longest = 0
-        start = 0
-        for eg, n in zip(examples, lengths):
-            n = int(n)
-            candidates = {(int(s), int(e)) for s, e in offsets[start : start + n]}
-            start += n
+        for eg, (_, offsets) in zip(examples, doc_rows(self.model.ops, found)):
+            candidates = set(map(tuple, offsets.tolist()))
             for span in self._gold_spans(eg):
                 total += 1
                 if (span.start, span.end) not in candidates:

@@ -3,11 +3,13 @@ writes (`attrs["vectors"]`, `attrs["doc_vector"]`, `attrs["offsets"]`), and
 the ways users read it back (`Span._.spanbert_vector`, and `span.vector` /
 `span.similarity` through `doc.user_span_hooks`)."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy
 from spacy.tokens import Doc, Span, SpanGroup
 
+# The span group `spanbert` writes its candidates to, unless `spans_key` says otherwise.
+DEFAULT_SPANS_KEY = "spanbert"
 SPAN_VECTOR_EXTENSION = "spanbert_vector"
 
 
@@ -16,9 +18,8 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
     in row order.
 
     `Span(doc, start, end)` rather than `doc[start:end]`: the slice goes
-    through spaCy's Python-level slice normalisation, which made filling the
-    candidate group about three times as costly (the group holds about eight
-    spans per token).
+    through spaCy's Python-level slice normalisation, several times as costly,
+    and the group holds about eight spans per token.
 
     doc (Doc): The doc the spans belong to.
     name (str): The group's name.
@@ -40,6 +41,17 @@ def group_offsets(group: SpanGroup) -> numpy.ndarray:
     return numpy.asarray(offsets, dtype="int32").reshape((-1, 2))
 
 
+def rows_of_span(group: SpanGroup, span: Span) -> List[int]:
+    """The rows of `group` whose spans have `span`'s token offsets.
+
+    group (SpanGroup): A group of the span's doc.
+    span (Span): The span.
+    RETURNS (List[int]): The row indices, in group order.
+    """
+    offsets = group_offsets(group)
+    return numpy.flatnonzero((offsets[:, 0] == span.start) & (offsets[:, 1] == span.end)).tolist()
+
+
 def find_span_vector(span: Span) -> Optional[numpy.ndarray]:
     """The getter of `Span._.spanbert_vector`: the stored vector of `span`
     from any span group with `attrs["vectors"]` that holds a span with the
@@ -52,9 +64,7 @@ def find_span_vector(span: Span) -> Optional[numpy.ndarray]:
         vectors = group.attrs.get("vectors")
         if vectors is None or len(group) == 0:
             continue
-        offsets = group_offsets(group)
-        rows = numpy.flatnonzero((offsets[:, 0] == span.start) & (offsets[:, 1] == span.end))
-        for i in rows.tolist():
+        for i in rows_of_span(group, span):
             if not span.label or span.label == group[i].label:
                 return numpy.asarray(vectors[i])
     return None
@@ -80,9 +90,8 @@ class SpanVectorHooks:
         group = span.doc.spans[self.spans_key] if self.spans_key in span.doc.spans else None
         if group is None or "vectors" not in group.attrs:
             return None
-        offsets = group_offsets(group)
-        rows = numpy.flatnonzero((offsets[:, 0] == span.start) & (offsets[:, 1] == span.end))
-        return numpy.asarray(group.attrs["vectors"][rows[0]]) if len(rows) else None
+        rows = rows_of_span(group, span)
+        return numpy.asarray(group.attrs["vectors"][rows[0]]) if rows else None
 
     def vector(self, span: Span) -> numpy.ndarray:
         found = self._lookup(span)

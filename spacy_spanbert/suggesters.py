@@ -28,6 +28,8 @@ from spacy.vocab import Vocab
 from thinc.api import Ops, get_current_ops
 from thinc.types import Ragged
 
+from .errors import Errors
+
 __all__ = [
     "Suggester",
     "normalize_suggestions",
@@ -44,8 +46,6 @@ __all__ = [
     "build_pattern_suggester",
     "build_merged_suggester",
 ]
-
-_PIPELINE_HINT = "before 'spanbert' in the pipeline"
 
 
 @runtime_checkable
@@ -86,24 +86,22 @@ def _canonical(data, doc_ids, n_docs: int, ops: Ops) -> Ragged:
     return Ragged(ops.asarray2i(xp.ascontiguousarray(data)), ops.asarray1i(lengths))
 
 
-def _as_rows(ragged: Ragged, ops: Ops, where: str) -> Tuple[Any, numpy.ndarray]:
+def _as_rows(ragged: Ragged, ops: Ops, where: str, n_docs: Optional[int] = None) -> Tuple[Any, numpy.ndarray]:
     """The (n, 2) int rows of a suggester's output (spaCy's (0, 0) empty
-    output becomes (0, 2)) and its per-doc lengths as a numpy array."""
+    output becomes (0, 2)) and its per-doc lengths as a numpy array, checked
+    to count the rows, with one length for each of `n_docs` docs if given."""
     lengths = numpy.asarray(ops.to_numpy(ragged.lengths), dtype="i").reshape((-1,))
     data = ops.asarray(ragged.dataXd)
     if data.size == 0:
         data = ops.alloc2i(0, 2)
     elif data.ndim != 2 or data.shape[1] != 2:
+        raise ValueError(Errors.E060.format(where=where, shape=tuple(data.shape)))
+    if n_docs is None:
+        n_docs = len(lengths)
+    total = int(lengths.sum())
+    if total != data.shape[0] or len(lengths) != n_docs:
         raise ValueError(
-            f"{where}: a suggester returned spans of shape {tuple(data.shape)}; "
-            f"spanbert expects an (n_spans, 2) array of [start, end) token offsets. "
-            f"Fix the suggester function."
-        )
-    if int(lengths.sum()) != data.shape[0]:
-        raise ValueError(
-            f"{where}: a suggester returned {data.shape[0]} spans but its lengths "
-            f"add up to {int(lengths.sum())}; spanbert needs one length per doc "
-            f"counting that doc's spans. Fix the suggester function."
+            Errors.E061.format(where=where, n_spans=data.shape[0], n_lengths=len(lengths), total=total, n_docs=n_docs)
         )
     return data, lengths
 
@@ -207,22 +205,20 @@ class NounChunkSuggester:
                 continue
             if not doc.has_annotation("DEP"):
                 raise ValueError(
-                    "spacy-spanbert.noun_chunk_suggester.v1: the spanbert noun-chunk "
-                    "suggester needs a dependency parse, but a doc has none "
-                    f"({doc.text[:40]!r}). Add a 'parser' {_PIPELINE_HINT}, e.g. "
-                    "nlp.add_pipe('parser', source=spacy.load('en_core_web_sm'), "
-                    "before='spanbert'), or choose another suggester."
+                    Errors.E062.format(
+                        where="spacy-spanbert.noun_chunk_suggester.v1",
+                        kind="noun-chunk",
+                        requirement="a dependency parse",
+                        text=doc.text[:40],
+                        components="a 'parser'",
+                        example="nlp.add_pipe('parser', source=spacy.load('en_core_web_sm'), before='spanbert')",
+                    )
                 )
             try:
                 chunks = doc.noun_chunks
                 pairs_per_doc.append([(chunk.start, chunk.end) for chunk in chunks])
             except NotImplementedError as err:
-                raise ValueError(
-                    "spacy-spanbert.noun_chunk_suggester.v1: the spanbert noun-chunk "
-                    f"suggester can't find noun chunks for language "
-                    f"{doc.vocab.lang!r}: {err} Choose another suggester, e.g. "
-                    "spacy-spanbert.ngram_suggester.v1."
-                ) from err
+                raise ValueError(Errors.E063.format(lang=doc.vocab.lang, err=err)) from err
         return _from_pairs(pairs_per_doc, ops)
 
     def __repr__(self) -> str:
@@ -247,11 +243,14 @@ class SentenceSuggester:
                 continue
             if not doc.has_annotation("SENT_START"):
                 raise ValueError(
-                    "spacy-spanbert.sentence_suggester.v1: the spanbert sentence "
-                    "suggester needs sentence boundaries, but a doc has none "
-                    f"({doc.text[:40]!r}). Add a 'sentencizer', 'senter' or 'parser' "
-                    f"{_PIPELINE_HINT}, e.g. nlp.add_pipe('sentencizer', "
-                    "before='spanbert'), or choose another suggester."
+                    Errors.E062.format(
+                        where="spacy-spanbert.sentence_suggester.v1",
+                        kind="sentence",
+                        requirement="sentence boundaries",
+                        text=doc.text[:40],
+                        components="a 'sentencizer', 'senter' or 'parser'",
+                        example="nlp.add_pipe('sentencizer', before='spanbert')",
+                    )
                 )
             if "sents" in doc.user_hooks:
                 pairs = [(sent.start, sent.end) for sent in doc.sents]
@@ -327,11 +326,7 @@ class PatternSuggester:
             try:
                 matches = self._matcher(doc.vocab)(doc)
             except ValueError as err:
-                raise ValueError(
-                    "spacy-spanbert.pattern_suggester.v1: spanbert's pattern "
-                    f"suggester could not match its patterns: {err} Add the missing "
-                    f"component {_PIPELINE_HINT}, or change the patterns."
-                ) from err
+                raise ValueError(Errors.E064.format(err=err)) from err
             pairs_per_doc.append([(start, end) for _, start, end in matches])
         return _from_pairs(pairs_per_doc, ops)
 
@@ -366,13 +361,7 @@ class MergedSuggester:
         all_ids = []
         for child in self.suggesters:
             where = f"spacy-spanbert.merged_suggester.v1 (child {child!r})"
-            data, lengths = _as_rows(child(docs, ops=ops), ops, where)
-            if len(lengths) != len(docs):
-                raise ValueError(
-                    f"{where}: the suggester returned {len(lengths)} lengths for "
-                    f"{len(docs)} docs; spanbert needs one length per doc. Fix the "
-                    f"suggester function."
-                )
+            data, lengths = _as_rows(child(docs, ops=ops), ops, where, n_docs=len(docs))
             all_rows.append(data)
             all_ids.append(_doc_ids(lengths, ops))
         data = xp.concatenate(all_rows, axis=0)
@@ -397,12 +386,7 @@ def build_ngram_suggester(min_size: int = 1, max_size: int = 8) -> Suggester:
     RETURNS (Suggester): The suggester.
     """
     if not (_is_int(min_size) and _is_int(max_size)) or min_size < 1 or max_size < min_size:
-        raise ValueError(
-            "spacy-spanbert.ngram_suggester.v1: spanbert's n-gram suggester needs "
-            f"integers with 1 <= min_size <= max_size, got min_size={min_size!r} "
-            f"and max_size={max_size!r}. Set e.g. min_size = 1 and max_size = 8 in "
-            "the suggester's config block."
-        )
+        raise ValueError(Errors.E065.format(min_size=min_size, max_size=max_size))
     return NgramSuggester(int(min_size), int(max_size))
 
 
@@ -444,12 +428,7 @@ def build_entity_suggester(labels: Optional[List[str]] = None) -> Suggester:
             or not labels
             or not all(isinstance(label, str) for label in labels)
         ):
-            raise ValueError(
-                "spacy-spanbert.entity_suggester.v1: spanbert's entity suggester "
-                f"needs labels to be a non-empty list of strings or null, got "
-                f'{labels!r}. Write e.g. labels = ["PERSON","ORG"], or leave it '
-                "out to use every entity."
-            )
+            raise ValueError(Errors.E066.format(labels=labels))
     return EntitySuggester(labels)
 
 
@@ -465,28 +444,15 @@ def build_pattern_suggester(patterns: List[List[Dict[str, Any]]]) -> Suggester:
     RETURNS (Suggester): The suggester.
     """
     if not isinstance(patterns, (list, tuple)) or not patterns:
-        raise ValueError(
-            "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester "
-            f"needs a non-empty list of token patterns, got {patterns!r}. Write e.g. "
-            'patterns = [[{"POS": "PROPN", "OP": "+"}]].'
-        )
+        raise ValueError(Errors.E067.format(patterns=patterns))
     for i, pattern in enumerate(patterns):
         if not isinstance(pattern, (list, tuple)) or not pattern:
-            raise ValueError(
-                "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester "
-                f"needs every pattern to be a non-empty list of token dicts, but "
-                f'pattern {i} is {pattern!r}. Write e.g. [{{"LOWER": "new"}}, '
-                '{"IS_TITLE": true}].'
-            )
+            raise ValueError(Errors.E068.format(i=i, pattern=pattern))
     patterns = [list(pattern) for pattern in patterns]
     try:
         Matcher(Vocab(), validate=True).add(_PATTERN_KEY, copy.deepcopy(patterns))
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(
-            "spacy-spanbert.pattern_suggester.v1: spanbert's pattern suggester got "
-            f"an invalid token pattern; spaCy's Matcher says: {err} See "
-            "https://spacy.io/usage/rule-based-matching#adding-patterns for the syntax."
-        ) from err
+        raise ValueError(Errors.E069.format(err=err)) from err
     return PatternSuggester(patterns)
 
 
@@ -508,20 +474,10 @@ def build_merged_suggester(suggesters: Union[List[Suggester], Dict[str, Any]]) -
     """
     children = _merge_children(suggesters)
     if not children:
-        raise ValueError(
-            "spacy-spanbert.merged_suggester.v1: spanbert's merged suggester needs "
-            f"a non-empty list of suggesters, got {suggesters!r}. In a config, add "
-            "[components.spanbert.suggester.suggesters] and blocks such as "
-            "[components.spanbert.suggester.suggesters.*.ngrams] with "
-            '@misc = "spacy-spanbert.ngram_suggester.v1".'
-        )
+        raise ValueError(Errors.E070.format(suggesters=suggesters))
     for child in children:
         if not callable(child):
-            raise ValueError(
-                "spacy-spanbert.merged_suggester.v1: spanbert's merged suggester "
-                f"needs callables `(docs, *, ops) -> Ragged`, got {child!r}. Give each "
-                "child an @misc suggester function."
-            )
+            raise ValueError(Errors.E071.format(child=child))
     return MergedSuggester(children)
 
 

@@ -22,8 +22,9 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d, Ragged
 
+from .data_classes import doc_rows
 from .errors import Errors, check_positive
-from .layers.label_attention import attention_weights, predict_with_weights
+from .layers.label_attention import predict_with_weights
 from .layers.listener import SpanBertListener
 from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
 
@@ -64,29 +65,15 @@ TEXTCAT_SCORE_WEIGHTS = {
 EvidenceT = Tuple[Floats2d, Ragged, Floats2d]
 
 
-def span_attention_evidence(model: Model, docs: List[Doc]) -> Tuple[Ragged, Floats2d]:
-    """The attention each label pays to each candidate span, as evidence for
-    the scores. The `spanbert` component must have annotated `docs`.
-
-    Works with any component whose model is a `SpanAttentionTextCat`; the
-    `spanbert_textcat` components store the same weights on the docs.
-
-    model (Model): A `SpanAttentionTextCat` model, e.g. `nlp.get_pipe("textcat").model`.
-    docs (List[Doc]): The docs.
-    RETURNS (Tuple[Ragged, Floats2d]): The `[start, end)` rows of the spans,
-        with one length per doc, and one row of label weights per span (each
-        label's weights sum to 1 over the spans of a doc).
-    """
-    batch = model.get_ref("tok2vec").predict(docs)
-    weights = attention_weights(model.get_ref("label_attention"), batch)
-    return batch.indices, weights
-
-
 def predict_with_evidence(model: Model, docs: List[Doc]) -> EvidenceT:
     """The label scores of `model.predict(docs)` and, from the same forward
-    pass, the attention each label pays to each candidate span.
+    pass, the attention each label pays to each candidate span: the evidence
+    the `spanbert_textcat` components store on the docs. The `spanbert`
+    component must have annotated `docs`.
 
-    model (Model): A `SpanAttentionTextCat` model.
+    model (Model): A `SpanAttentionTextCat` model, e.g.
+        `nlp.get_pipe("textcat").model` (spaCy's own `textcat` with this
+        architecture works too).
     docs (List[Doc]): The docs.
     RETURNS (Tuple[Floats2d, Ragged, Floats2d]): One row of scores per doc,
         the `[start, end)` rows of the spans with one length per doc, and one
@@ -289,17 +276,12 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
             return
         self._check_evidence_key(key)
         ops = self.model.ops
-        offsets = ops.to_numpy(indices.dataXd).reshape((-1, 2))
-        lengths = ops.to_numpy(indices.lengths)
         weights = ops.to_numpy(weights)
         labels = list(self.labels)
         top_k = self.evidence_top_k
-        start = 0
-        for doc, n in zip(docs, lengths):
-            n = int(n)
-            doc_offsets = offsets[start : start + n]
-            doc_weights = weights[start : start + n, : len(labels)]
-            start += n
+        for doc, (rows, doc_offsets) in zip(docs, doc_rows(ops, indices)):
+            n = len(doc_offsets)
+            doc_weights = weights[rows, : len(labels)]
             # Rows of the top spans, best first, one column per label; ties
             # keep the candidates' order.
             top = numpy.argsort(-doc_weights, axis=0, kind="stable")[:top_k]

@@ -136,7 +136,7 @@ def test_encoder_zero_candidates_in_batch(nlp_factory):
 
 
 def test_encoder_spacy_suggester_works(nlp_factory):
-    config = {"suggester": {"@misc": "spacy.ngram_range_suggester.v1", "min_size": 1, "max_size": 2}}
+    config = {"model": {"suggester": {"@misc": "spacy.ngram_range_suggester.v1", "min_size": 1, "max_size": 2}}}
     nlp = _init(nlp_factory(config))
     doc = nlp("Angela Merkel met Macron")
     assert len(doc.spans["spanbert"]) == 4 + 3
@@ -199,7 +199,7 @@ def test_encoder_empty_suggester_result(nlp_factory):
 
 
 def test_encoder_noun_chunks_need_parser(nlp_factory):
-    config = {"suggester": {"@misc": "spacy-spanbert.noun_chunk_suggester.v1"}}
+    config = {"model": {"suggester": {"@misc": "spacy-spanbert.noun_chunk_suggester.v1"}}}
     with pytest.raises(ValueError, match="parser"):
         _init(nlp_factory(config))
 
@@ -394,7 +394,8 @@ def test_encoder_replace_listeners(nlp_factory, tmp_path):
 
 
 def test_encoder_spacy_preset_suggester(nlp_factory):
-    nlp = _init(nlp_factory({"suggester": {"@misc": "spacy.preset_spans_suggester.v1", "spans_key": "cands"}}))
+    suggester = {"@misc": "spacy.preset_spans_suggester.v1", "spans_key": "cands"}
+    nlp = _init(nlp_factory({"model": {"suggester": suggester}}))
     doc = nlp.make_doc("Angela Merkel met Macron")
     doc.spans["cands"] = [doc[3:4], doc[0:2], doc[0:2]]
     doc = nlp(doc)

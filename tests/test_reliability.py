@@ -527,12 +527,11 @@ def test_reliability_zero_window_is_valid(nlp_factory):
     assert numpy.isfinite(vectors).all()
 
 
-@pytest.mark.parametrize("where", ["suggester", "model.suggester"])
-def test_reliability_unknown_suggester(nlp_factory, where):
+def test_reliability_unknown_suggester(nlp_factory):
     """Raised by spaCy's config resolution (catalogue) before any plugin code
     runs; its message names the missing function and lists the known ones."""
     missing = {"@misc": "spacy-spanbert.ngram_sugester.v1"}
-    config = {"suggester": missing} if where == "suggester" else {"model": {"suggester": missing}}
+    config = {"model": {"suggester": missing}}
     with pytest.raises(
         ValueError,
         match=r"(?s)'spacy-spanbert\.ngram_sugester\.v1'.*registry 'misc'.*spacy-spanbert\.ngram_suggester\.v1",

@@ -12,7 +12,7 @@ from thinc.types import Ragged
 
 from spacy_spanbert.data_classes import SpanBatch
 from spacy_spanbert.layers.label_attention import label_attention, predict_with_weights, span_label_attention
-from spacy_spanbert.textcat import span_attention_evidence
+from spacy_spanbert.textcat import predict_with_evidence
 
 EXCLUSIVE_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": True}
 MULTI_MODEL = {"@architectures": "spacy-spanbert.SpanAttentionTextCat.v1", "exclusive_classes": False}
@@ -200,7 +200,7 @@ def test_textcat_attention_evidence(exclusive_trained):
     nlp, _ = exclusive_trained
     docs = list(nlp.pipe(["Apple is a company .", "", "Berlin"]))
     model = nlp.get_pipe("textcat").model
-    indices, weights = span_attention_evidence(model, docs)
+    _, indices, weights = predict_with_evidence(model, docs)
     lengths = indices.lengths
     assert list(lengths) == [len(doc.spans["spanbert"]) for doc in docs]
     assert weights.shape == (int(lengths.sum()), 3)
@@ -482,7 +482,7 @@ def test_textcat_evidence_top_k_per_label(evidence_nlp):
 def test_textcat_evidence_matches_attention(evidence_nlp):
     docs = _only(evidence_nlp, "spanbert_textcat", EVIDENCE_TEXTS)
     ours = evidence_nlp.get_pipe("spanbert_textcat")
-    indices, weights = span_attention_evidence(ours.model, docs)
+    _, indices, weights = predict_with_evidence(ours.model, docs)
     offsets = indices.dataXd.reshape((-1, 2))
     start = 0
     for doc, n in zip(docs, indices.lengths):
@@ -526,7 +526,6 @@ def test_textcat_evidence_single_forward_pass(evidence_nlp, monkeypatch):
         return forward(model, X, is_train)
 
     monkeypatch.setattr(listener, "_func", counting)
-    monkeypatch.setattr("spacy_spanbert.textcat.attention_weights", None)
     docs = _only(evidence_nlp, "spanbert_textcat", EVIDENCE_TEXTS)
     assert calls == [len(EVIDENCE_TEXTS)]
     assert len(docs[0].spans[EVIDENCE_KEY]) == 9
@@ -539,7 +538,7 @@ def test_textcat_evidence_multilabel(multi_evidence_nlp):
     assert textcat.model.attrs["multi_label"] is True
     docs = list(multi_evidence_nlp.pipe(EVIDENCE_TEXTS[:2]))
     predicted = textcat.model.predict(docs)
-    indices, weights = span_attention_evidence(textcat.model, docs)
+    _, indices, weights = predict_with_evidence(textcat.model, docs)
     for i, doc in enumerate(docs):
         assert_allclose(list(doc.cats.values()), predicted[i], atol=1e-6)
         group = doc.spans[f"{name}_evidence"]

@@ -23,9 +23,9 @@ scale of the scores sets how far the attention can move. With 1/sqrt(W) and
 a transformer's learning rate the scores of a doc's spans could only spread
 by a small fraction of a unit over a few hundred steps. A doc without spans
 gets the bias. The layer returns the logits; the activation is added by the
-architecture. `predict_with_weights` returns the logits together with the
-attention `softmax_i(V q_l / sqrt(W))` of the same pass, which is the evidence
-the text classifiers store on the doc.
+architecture. `predict_with_weights` returns the logits of either layer together with
+the attention of the same pass, which is the evidence the text classifiers
+store on the doc.
 """
 
 from typing import Callable, Optional, Tuple
@@ -41,7 +41,8 @@ OutT = Floats2d
 
 
 def label_attention(nO: Optional[int] = None, nI: Optional[int] = None, *, dropout: float = 0.0) -> Model[InT, OutT]:
-    """Score labels for each doc by attending over its span vectors.
+    """Score labels for each doc by attending over its span vectors, plus a
+    linear term on the doc vector (`SpanAttentionTextCat.v1`).
 
     nO (Optional[int]): Number of labels; inferred from the output sample in
         `initialize` if None.
@@ -53,11 +54,11 @@ def label_attention(nO: Optional[int] = None, nI: Optional[int] = None, *, dropo
     """
     return Model(
         "label_attention",
-        forward,
-        init=init,
+        forward_v1,
+        init=init_v1,
         dims={"nO": nO, "nI": nI},
         params={"Q": None, "W": None, "U": None, "b": None},
-        attrs={"dropout_rate": dropout, "doc_vector": True, "score_scale": None},
+        attrs={"dropout_rate": dropout},
     )
 
 
@@ -69,7 +70,8 @@ def span_label_attention(
     score_scale: float = 30.0,
 ) -> Model[InT, OutT]:
     """Score labels for each doc through its attended span vector only:
-    `logit_l = w_l . sum_i softmax_i(g V q_l) V_i + b_l`, queries starting at 0.
+    `logit_l = w_l . sum_i softmax_i(g V q_l) V_i + b_l`, queries starting at 0
+    (`SpanAttentionTextCat.v2`).
 
     nO (Optional[int]): Number of labels; inferred from the output sample in
         `initialize` if None.
@@ -83,130 +85,142 @@ def span_label_attention(
     """
     return Model(
         "span_label_attention",
-        forward,
-        init=init,
+        forward_v2,
+        init=init_v2,
         dims={"nO": nO, "nI": nI},
         params={"Q": None, "W": None, "b": None},
-        attrs={"dropout_rate": dropout, "doc_vector": False, "score_scale": float(score_scale)},
+        attrs={"dropout_rate": dropout, "score_scale": float(score_scale)},
     )
 
 
-def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None) -> None:
-    if X is not None and model.has_dim("nI") is None:
-        model.set_dim("nI", X.width)
-    if Y is not None and model.has_dim("nO") is None:
-        model.set_dim("nO", Y.shape[1])
-    nO = model.get_dim("nO")
-    nI = model.get_dim("nI")
-    ops = model.ops
-    # W and U are random like the output layers of spaCy's own text
-    # classifiers (thinc's Linear), not zero: with W = U = 0 no gradient
-    # reaches Q or the span vectors (dV = dP W + dS Q, and dS needs P = V W^T),
-    # so the encoder stays untrained until W has grown at the transformer's
-    # small learning rate. On GoEmotions (200 steps) zero init learned only the
-    # label priors (dev macro AUC 0.53).
-    if model.attrs.get("doc_vector", True):
-        model.set_param("Q", glorot_uniform_init(ops, (nO, nI)))
-        model.set_param("W", glorot_uniform_init(ops, (nO, nI)))
-        model.set_param("U", glorot_uniform_init(ops, (nO, nI)))
-    else:
-        # Zero queries: uniform attention (mean pooling) until trained; W
-        # stays random so that Q gets a gradient from the first step.
-        model.set_param("Q", ops.alloc2f(nO, nI))
-        model.set_param("W", glorot_uniform_init(ops, (nO, nI)))
-    model.set_param("b", ops.alloc1f(nO))
+# -- v1: span attention + doc vector, scale 1/sqrt(width) ----------------------
 
 
-def forward(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, Callable]:
+def init_v1(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None) -> None:
+    nO, nI = _infer_dims(model, X, Y)
+    # All random like the output layers of spaCy's own text classifiers
+    # (thinc's Linear): with W = U = 0 no gradient would reach Q or the span
+    # vectors (dV = dP W + dS Q, and dS needs P = V W^T) until W had grown at
+    # the transformer's small learning rate.
+    for name in ("Q", "W", "U"):
+        model.set_param(name, glorot_uniform_init(model.ops, (nO, nI)))
+    model.set_param("b", model.ops.alloc1f(nO))
+
+
+def forward_v1(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, Callable]:
     ops = model.ops
-    xp = ops.xp
-    Q = model.get_param("Q")
-    W = model.get_param("W")
-    use_doc = model.attrs.get("doc_vector", True)
-    U = model.get_param("U") if use_doc else None
+    V, bp_V = _dropout(model, batch.vectors, is_train)
+    D, bp_D = _dropout(model, batch.doc_vectors, is_train)
+    U = model.get_param("U")
     lengths = batch.indices.lengths
-    V = batch.vectors
-    D = batch.doc_vectors
-    rate = model.attrs["dropout_rate"]
-    mask_V = mask_D = None
-    if is_train and rate:
-        mask_V = ops.get_dropout_mask(V.shape, rate)
-        mask_D = ops.get_dropout_mask(D.shape, rate)
-        V = V * mask_V
-        D = D * mask_D
-    scale = _scale(model, Q)
-    Y, A, P = _attend(model, V, D, lengths)
+    Y, A, P = _attend_v1(model, V, D, lengths)
 
     def backprop(dY: OutT) -> InT:
         model.inc_grad("b", dY.sum(axis=0))
-        if use_doc:
-            model.inc_grad("U", ops.gemm(dY, D, trans1=True))
-            dD = ops.gemm(dY, U)
-        else:
-            dD = ops.alloc2f(*D.shape)
-        dY_spans = xp.repeat(dY, lengths, axis=0)
-        dA = dY_spans * P
-        dP = dY_spans * A
-        model.inc_grad("W", ops.gemm(dP, V, trans1=True))
-        dS = A * (dA - xp.repeat(_segment_sum(ops, A * dA, lengths), lengths, axis=0))
-        dS *= scale
-        model.inc_grad("Q", ops.gemm(dS, V, trans1=True))
-        dV = ops.gemm(dP, W) + ops.gemm(dS, Q)
-        if mask_V is not None:
-            dV *= mask_V
-            if use_doc:
-                dD *= mask_D
-        return SpanBatch(batch.indices, dV, dD)
+        model.inc_grad("U", ops.gemm(dY, D, trans1=True))
+        dV = _backprop_spans(model, dY, V, A, P, lengths, _scale_v1(model))
+        return SpanBatch(batch.indices, bp_V(dV), bp_D(ops.gemm(dY, U)))
 
     return Y, backprop
+
+
+def _scale_v1(model: Model[InT, OutT]) -> float:
+    return 1.0 / float(model.get_dim("nI")) ** 0.5
+
+
+def _attend_v1(model, V: Floats2d, D: Floats2d, lengths: Ints1d) -> Tuple[OutT, Floats2d, Floats2d]:
+    Y, A, P = _attend_spans(model, V, lengths, _scale_v1(model))
+    return Y + model.ops.gemm(D, model.get_param("U"), trans2=True), A, P
+
+
+# -- v2: span attention only, fixed gain, zero queries ------------------------
+
+
+def init_v2(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None) -> None:
+    nO, nI = _infer_dims(model, X, Y)
+    # Zero queries: uniform attention (mean pooling) until trained; W stays
+    # random so that Q gets a gradient from the first step.
+    model.set_param("Q", model.ops.alloc2f(nO, nI))
+    model.set_param("W", glorot_uniform_init(model.ops, (nO, nI)))
+    model.set_param("b", model.ops.alloc1f(nO))
+
+
+def forward_v2(model: Model[InT, OutT], batch: InT, is_train: bool) -> Tuple[OutT, Callable]:
+    V, bp_V = _dropout(model, batch.vectors, is_train)
+    lengths = batch.indices.lengths
+    Y, A, P = _attend_v2(model, V, batch.doc_vectors, lengths)
+
+    def backprop(dY: OutT) -> InT:
+        model.inc_grad("b", dY.sum(axis=0))
+        dV = _backprop_spans(model, dY, V, A, P, lengths, model.attrs["score_scale"])
+        return SpanBatch(batch.indices, bp_V(dV), model.ops.alloc2f(*batch.doc_vectors.shape))
+
+    return Y, backprop
+
+
+def _attend_v2(model, V: Floats2d, D: Floats2d, lengths: Ints1d) -> Tuple[OutT, Floats2d, Floats2d]:
+    return _attend_spans(model, V, lengths, model.attrs["score_scale"])
+
+
+# -- shared --------------------------------------------------------------------
+
+_ATTEND = {"label_attention": _attend_v1, "span_label_attention": _attend_v2}
 
 
 def predict_with_weights(model: Model[InT, OutT], batch: InT) -> Tuple[OutT, Floats2d]:
     """The logits and, from the same pass, the attention of each label over
     the spans of its doc, without dropout.
 
-    model (Model[SpanBatch, Floats2d]): An initialized `label_attention` layer.
+    model (Model[SpanBatch, Floats2d]): An initialized `label_attention` or
+        `span_label_attention` layer.
     batch (SpanBatch): The span vectors.
     RETURNS (Tuple[Floats2d, Floats2d]): One row of label logits per doc (as
         `model.predict(batch)`), and one row of label weights per span; each
         column sums to 1 over the spans of a doc.
     """
-    Y, A, _ = _attend(model, batch.vectors, batch.doc_vectors, batch.indices.lengths)
+    Y, A, _ = _ATTEND[model.name](model, batch.vectors, batch.doc_vectors, batch.indices.lengths)
     return Y, A
 
 
-def attention_weights(model: Model[InT, OutT], batch: InT) -> Floats2d:
-    """The attention of each label over the spans of its doc, without dropout.
-
-    model (Model[SpanBatch, Floats2d]): An initialized `label_attention` layer.
-    batch (SpanBatch): The span vectors.
-    RETURNS (Floats2d): One row per span, one column per label; each column
-        sums to 1 over the spans of a doc.
-    """
-    return _attention(model, batch.vectors, batch.indices.lengths)
+def _infer_dims(model: Model[InT, OutT], X: Optional[InT], Y: Optional[OutT]) -> Tuple[int, int]:
+    if X is not None and model.has_dim("nI") is None:
+        model.set_dim("nI", X.width)
+    if Y is not None and model.has_dim("nO") is None:
+        model.set_dim("nO", Y.shape[1])
+    return model.get_dim("nO"), model.get_dim("nI")
 
 
-def _scale(model: Model[InT, OutT], Q: Floats2d) -> float:
-    """1/sqrt(W) (v1), or the layer's fixed `score_scale`."""
-    scale = model.attrs.get("score_scale")
-    return 1.0 / float(Q.shape[1]) ** 0.5 if scale is None else float(scale)
+def _dropout(model: Model[InT, OutT], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
+    """X with the layer's dropout applied in training, and its backprop."""
+    rate = model.attrs["dropout_rate"]
+    if not (is_train and rate):
+        return X, lambda dX: dX
+    mask = model.ops.get_dropout_mask(X.shape, rate)
+    return X * mask, lambda dX: dX * mask
 
 
-def _attention(model: Model[InT, OutT], V: Floats2d, lengths: Ints1d) -> Floats2d:
-    """softmax_i(V q_l * scale) over the spans of each doc: (spans, labels)."""
-    Q = model.get_param("Q")
-    return _segment_softmax(model.ops, model.ops.gemm(V, Q, trans2=True) * _scale(model, Q), lengths)
-
-
-def _attend(model: Model[InT, OutT], V: Floats2d, D: Floats2d, lengths: Ints1d) -> Tuple[OutT, Floats2d, Floats2d]:
-    """The logits, the attention weights `A` and `P = V Wᵀ` (kept for backprop)."""
+def _attend_spans(
+    model: Model[InT, OutT], V: Floats2d, lengths: Ints1d, scale: float
+) -> Tuple[OutT, Floats2d, Floats2d]:
+    """The span part of the logits, `b + sum_i A_il P_il`, the attention `A =
+    softmax_i(scale V Qᵀ)` and `P = V Wᵀ` (kept for backprop)."""
     ops = model.ops
-    A = _attention(model, V, lengths)
+    A = _segment_softmax(ops, ops.gemm(V, model.get_param("Q"), trans2=True) * scale, lengths)
     P = ops.gemm(V, model.get_param("W"), trans2=True)  # w_l . a_l = sum_i A_il P_il
-    Y = _segment_sum(ops, A * P, lengths)
-    if model.attrs.get("doc_vector", True):
-        Y = Y + ops.gemm(D, model.get_param("U"), trans2=True)
-    return Y + model.get_param("b"), A, P
+    return _segment_sum(ops, A * P, lengths) + model.get_param("b"), A, P
+
+
+def _backprop_spans(model, dY: OutT, V: Floats2d, A: Floats2d, P: Floats2d, lengths: Ints1d, scale: float):
+    """Add the gradients of W and Q; RETURNS the gradient of V."""
+    ops = model.ops
+    xp = ops.xp
+    dY_spans = xp.repeat(dY, lengths, axis=0)
+    dA = dY_spans * P
+    dP = dY_spans * A
+    model.inc_grad("W", ops.gemm(dP, V, trans1=True))
+    dS = A * (dA - xp.repeat(_segment_sum(ops, A * dA, lengths), lengths, axis=0)) * scale
+    model.inc_grad("Q", ops.gemm(dS, V, trans1=True))
+    return ops.gemm(dP, model.get_param("W")) + ops.gemm(dS, model.get_param("Q"))
 
 
 def _segment_sum(ops, X: Floats2d, lengths: Ints1d) -> Floats2d:
@@ -238,12 +252,9 @@ def grow_labels(model: Model[InT, OutT], nO: int) -> Model[InT, OutT]:
     RETURNS (Model[SpanBatch, Floats2d]): The new layer.
     """
     old_nO = model.get_dim("nO")
-    if model.attrs.get("doc_vector", True):
-        new = label_attention(nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"])
-    else:
-        new = span_label_attention(
-            nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"], score_scale=model.attrs["score_scale"]
-        )
+    settings = {k: v for k, v in model.attrs.items() if k in ("score_scale",)}
+    make = label_attention if model.name == "label_attention" else span_label_attention
+    new = make(nO, model.get_dim("nI"), dropout=model.attrs["dropout_rate"], **settings)
     new.initialize()
     for name in new.param_names:
         param = new.get_param(name)

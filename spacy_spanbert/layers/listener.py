@@ -10,7 +10,7 @@ from thinc.types import Ragged
 
 from ..data_classes import SpanBatch
 from ..errors import Errors, check_positive
-from ..span_vectors import group_offsets
+from ..span_vectors import DEFAULT_SPANS_KEY, group_offsets
 
 InT = List[Doc]
 OutT = SpanBatch
@@ -88,7 +88,7 @@ def forward(model: SpanBertListener, docs: InT, is_train: bool):
 def read_span_batch(model: SpanBertListener, docs: InT) -> SpanBatch:
     """The SpanBatch that `spanbert` stored on already processed docs."""
     ops = model.ops
-    key = model.attrs.get("spans_key") or "spanbert"
+    key = model.attrs.get("spans_key") or DEFAULT_SPANS_KEY
     width = model.get_dim("nO") if model.has_dim("nO") is True else None
     rows = []
     vectors = []
