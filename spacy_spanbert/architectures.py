@@ -177,10 +177,7 @@ def build_span_attention_textcat_v2(
     where = "spacy-spanbert.SpanAttentionTextCat.v2"
     check_dropout(where, dropout)
     if isinstance(score_scale, bool) or not isinstance(score_scale, (int, float)) or not 0 < score_scale < float("inf"):
-        raise ValueError(
-            f"[{where}] score_scale must be a positive finite number, got {score_scale!r}. "
-            "Set [components.<textcat>.model] score_scale, e.g. 30.0."
-        )
+        raise ValueError(Errors.E044.format(where=where, value=score_scale))
     attention = span_label_attention(nO=nO, dropout=dropout, score_scale=score_scale)
     return _span_attention_textcat(attention, exclusive_classes, tok2vec, nO)
 

@@ -5,7 +5,6 @@ import weakref
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -225,7 +224,7 @@ class SpanBert(ScaledLearnRateMixin, TrainablePipe):
         RETURNS (SpanBatch): Candidate spans and their vectors.
         """
         if not self.model.shims[0].is_built:
-            raise ValueError(SpacyErrors.E109.format(name=self.name) + " Call nlp.initialize() first.")
+            raise ValueError(Errors.E009.format(name=self.name))
         return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], batch: SpanBatch) -> None:

@@ -27,6 +27,11 @@ class Errors(metaclass=ErrorsWithCodes):
     E006 = "{name}: threshold must be in [0, 1], got {value!r}."
     E007 = "{name}: negative_weight must be non-negative, got {value!r}."
     E008 = "{name}: {setting} must be true or false, got {value!r}."
+    # spaCy's E109, with the fix
+    E009 = (
+        "Component '{name}' could not be run. Did you forget to call `initialize()`? Call "
+        "nlp.initialize() (or train the pipeline with spacy train) first."
+    )
     # the span encoder
     E010 = "{name}: the model must be a span encoder such as spacy-spanbert.SpanEncoder.v1, got the layer '{layer}'."
     E011 = (
@@ -165,6 +170,10 @@ class Errors(metaclass=ErrorsWithCodes):
     )
 
     E043 = "{where}: head_lr_scale must be a positive number, got {value!r}."
+    E044 = (
+        "[{where}] score_scale must be a positive finite number, got {value!r}. Set "
+        "[components.<textcat>.model] score_scale, e.g. 30.0."
+    )
 
     # torch state (serialize.py)
     E050 = (
@@ -319,8 +328,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E171 = "the goemotions format requires --labels FILE"
     E172 = "--dev-output and --dev-last go together"
     E173 = "--lang {lang!r}: {reason}"
-    E174 = "--encoding: {reason}"
-    E175 = "expected a positive integer, got {value!r}"
+    E174 = "expected a positive integer, got {value!r}"
 
     # annotate (commands/annotate/): E200-E299
     E200 = (

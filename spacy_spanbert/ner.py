@@ -11,7 +11,6 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
-from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.scorer import Scorer, get_ner_prf
@@ -473,4 +472,4 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
 
     def _check_initialized(self) -> None:
         if not self.is_initialized:
-            raise ValueError(SpacyErrors.E109.format(name=self.name) + " Call nlp.initialize() first.")
+            raise ValueError(Errors.E009.format(name=self.name))
