@@ -703,7 +703,7 @@ def read_qa_docs(path: Path, nlp) -> List[Any]:
     """Docs with doc._.questions and the gold group, from SQuAD JSON or .spacy."""
     from spacy.tokens import DocBin
 
-    from spacy_spanbert.convert import QA_SPANS_KEY, read_squad
+    from spacy_spanbert.commands.convert import QA_SPANS_KEY, read_squad
 
     if path.suffix == ".json":
         return read_squad(path, nlp, spans_key=QA_SPANS_KEY)[0]
@@ -713,7 +713,7 @@ def read_qa_docs(path: Path, nlp) -> List[Any]:
 def qa_items(docs) -> List[Dict[str, Any]]:
     """One record per question: doc index, id, question, context, gold
     answer texts and character spans."""
-    from spacy_spanbert.convert import QA_SPANS_KEY
+    from spacy_spanbert.commands.convert import QA_SPANS_KEY
     from spacy_spanbert.qa import gold_answer_texts
 
     items = []

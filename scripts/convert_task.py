@@ -12,7 +12,7 @@ project.yml's vars use by default for that config.
 import sys
 from pathlib import Path
 
-from spacy_spanbert.convert import main as convert
+from spacy_spanbert.commands.convert import main as convert
 
 # config -> [(converter arguments with {data} and {corpus}), ...]
 TASKS = {

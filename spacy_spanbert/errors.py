@@ -2,7 +2,9 @@
 `errors.py`), and the small checks of configuration values that raise them.
 
 Each message names the component (or registered function) and says how to fix
-the problem. `Errors.E001` reads as "[E001] ..." through spaCy's metaclass.
+the problem. One module over 500 lines on purpose: every message of the package
+is here, section by section (core, torch state, commands, QA), as in spaCy.
+`Errors.E001` reads as "[E001] ..." through spaCy's metaclass.
 """
 
 from typing import Any
@@ -253,10 +255,18 @@ class Errors(metaclass=ErrorsWithCodes):
 
     # text input of the commands (commands/text_input.py)
     E100 = "{path}: cannot open: {reason}"
-    E101 = "{path}:{line}: cannot decode byte {byte!r} (column {column}) as {encoding}; pass the right --encoding"
+    E101 = (
+        "{path}:{line}: cannot decode byte {byte!r} (column {column}) as {encoding}; re-encode "
+        "the file, or give its encoding (--encoding, where the command has it)"
+    )
     E102 = "unknown encoding {encoding!r}: give a codec name Python knows, such as utf-8 or iso-8859-1"
     E103 = "{path}:{line}: not JSON ({reason})"
     E104 = "{path}: cannot decompress: not a valid gzip file ({reason})"
+    E105 = (
+        "encoding {encoding!r} does not write a line break as the byte \\n (UTF-16 and UTF-32 "
+        "don't); re-encode the file as UTF-8"
+    )
+    E106 = "{path}: cannot read: {reason}"
 
     # convert (commands/convert/): E110-E199
     E110 = "convert: expected a Language, a Vocab or a language code such as 'en', got {kind}."
@@ -267,9 +277,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E112 = "{path}:{line}: expected {n_cols} columns (as on line {first}), found {found}: {text!r}"
     E113 = "{path}:{line}: empty token: {text!r}"
     E114 = "{path}:{line}: expected a token and a tag separated by a tab, found 1 column: {text!r}"
-    E115 = (
-        "{path}:{line}: expected a token and at least one tag column separated by tabs, found 1 column: {text!r}"
-    )
+    E115 = "{path}:{line}: expected a token and at least one tag column separated by tabs, found 1 column: {text!r}"
     E116 = "{path}: no .tsv files (or .tsv.gz files) in this folder"
     E117 = "{path}: no such file or folder"
     E118 = "{path}: no tokens in this file"
@@ -309,9 +317,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E152 = "{where}: a question without a string 'id'"
     E153 = "{where}: question {qid!r}: duplicate id"
     E154 = "{where}: question {qid!r}: empty or missing 'question' text"
-    E155 = (
-        "{where}: question {qid!r}: an answer needs a non-empty 'text' and an integer 'answer_start', got {answer!r}"
-    )
+    E155 = "{where}: question {qid!r}: an answer needs a non-empty 'text' and an integer 'answer_start', got {answer!r}"
     E156 = (
         "{where}: question {qid!r}: answer {text!r} does not match the context at its answer_start {start} "
         "(found {found!r})"
@@ -369,10 +375,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "spacy spanbert annotate: no component of '{model}' writes the span group(s) "
         "{unknown}. Pass --spans-key with one of: {known}."
     )
-    E213 = (
-        "spacy spanbert annotate: {n} shard(s) were not annotated: {names}. Run the "
-        "command again with --overwrite."
-    )
+    E213 = "spacy spanbert annotate: {n} shard(s) were not annotated: {names}. Run again with --overwrite."
     # malformed records, written to _errors.jsonl (not raised)
     E220 = "{path}:{line}: not a JSON object but {kind}; each line must be an object with a '{field}' field"
     E221 = "{path}:{line}: no text: field '{field}' is missing, empty or not a string (--text-field names the field)"
@@ -388,8 +391,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E302 = "spanbert pretrain: cannot read {path}: TEXTS must end in {suffixes} or be a folder of such files."
     E303 = "spanbert pretrain: {path} holds no text; remove it or fill it."
     E304 = (
-        "spanbert pretrain: {path}:{line}: no text; each line of a .jsonl file needs a "
-        "non-empty string field 'text'."
+        "spanbert pretrain: {path}:{line}: no text; each line of a .jsonl file needs a non-empty string field 'text'."
     )
     E305 = "spanbert pretrain: cannot read {path} as a spaCy DocBin ({error})."
     E306 = (

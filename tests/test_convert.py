@@ -1,6 +1,9 @@
-"""Tests for spacy_spanbert.convert: tiny inputs written to tmp_path, one
-behaviour per test, imitating each real format's quirks."""
+"""Tests for the readers of spacy_spanbert.commands.convert and its argparse
+entry (`python -m spacy_spanbert.convert`): tiny inputs written to tmp_path,
+one behaviour per test, imitating each real format's quirks."""
 
+import codecs
+import gzip
 import json
 import os
 import re
@@ -12,7 +15,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_spanbert.convert import (
+from spacy_spanbert.commands.convert import (
+    FORMATS,
     ConversionError,
     main,
     read_conll,
@@ -21,6 +25,7 @@ from spacy_spanbert.convert import (
     read_prodigy,
     read_trec,
 )
+from spacy_spanbert.commands.text_input import InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -413,7 +418,7 @@ def test_convert_prodigy_choice_rows(tmp_path, nlp):
         ('{"text": "a", "options": [{"id": "X"}], "accept": ["Y"]}', "accepted id 'Y' is not among the options ['X']"),
         ('{"text": "a", "options": [{"text": "X"}], "accept": []}', "'options' must be a non-empty list"),
         ('{"text": "a", "options": [{"id": "X"}], "accept": "X"}', "'accept' must be a list"),
-        ('{"text": "a", "spans": [}', "invalid JSON"),
+        ('{"text": "a", "spans": [}', "not JSON (Expecting value)"),
         ("[1, 2]", "expected a JSON object"),
         ('{"spans": []}', "no 'text'"),
         ('{"text": "  ", "label": "X", "answer": "accept"}', "no 'text'"),
@@ -612,7 +617,7 @@ def test_convert_cli_limit(tmp_path, nlp):
     "fmt,content,extra,location",
     [
         ("conll", "a\tO\n\nb\tX-foo\n", [], ":3: invalid tag 'X-foo'"),
-        ("prodigy", '{"text": "a"}\n{"text": \n', [], ":2: invalid JSON"),
+        ("prodigy", '{"text": "a"}\n{"text": \n', [], ":2: not JSON"),
         ("trec", "NUM:date\n", [], ":1: label 'NUM:date' but no question text"),
         ("goemotions", "hi\t9\tid\n", ["--labels", "LABELS"], ":1: unknown label id '9'"),
     ],
@@ -691,3 +696,133 @@ def test_convert_drop_texts_in_errors(tmp_path, capsys):
     assert main(["prodigy", str(src), str(tmp_path / "d.spacy"), "--drop-texts-in", str(same)]) == 1
     assert "--drop-texts-in leaves nothing to write" in capsys.readouterr().err
     assert not (tmp_path / "d.spacy").exists()
+
+
+# ---------------------------------------------------------------------------
+# text input: every format reads through commands/text_input.py
+
+
+def variant_bytes(text: str, variant: str, encoding: str = "utf-8") -> bytes:
+    """`text` encoded as a file of that variant: plain, with a UTF-8 byte
+    order mark, with CRLF line breaks, or gzipped."""
+    data = text.encode(encoding)
+    if variant == "bom":
+        return codecs.BOM_UTF8 + data
+    if variant == "crlf":
+        return data.replace(b"\n", b"\r\n")
+    if variant == "gz":
+        return gzip.compress(data)
+    return data
+
+
+def annotations(docs):
+    return [
+        (
+            doc.text,
+            ents(doc),
+            doc.cats,
+            {key: [(s.start, s.end, s.label_) for s in group] for key, group in doc.spans.items()},
+        )
+        for doc in docs
+    ]
+
+
+READERS = {
+    "conll": ("in.conll", CONLL, "utf-8", lambda path, nlp: read_conll(path, nlp)),
+    "litbank": ("one.tsv", LITBANK_A, "utf-8", lambda path, nlp: read_litbank(path, nlp)),
+    "prodigy": (
+        "in.jsonl",
+        "".join(json.dumps(r) + "\n" for r in NER_ROWS),
+        "utf-8",
+        lambda p, nlp: read_prodigy(p, nlp),
+    ),
+    "trec": ("train.label", TREC, "latin-1", lambda path, nlp: read_trec(path, nlp)),
+    "goemotions": (
+        "train.tsv",
+        GOEMOTIONS,
+        "utf-8",
+        lambda p, nlp: read_goemotions(p, nlp, labels=list(LABELS.split())),
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", ["bom", "crlf", "gz"])
+@pytest.mark.parametrize("fmt", sorted(READERS))
+def test_convert_text_input_variants_read_like_plain_files(tmp_path, nlp, fmt, variant):
+    name, text, encoding, read = READERS[fmt]
+    plain = tmp_path / name
+    plain.write_bytes(text.encode(encoding))
+    other = tmp_path / "variant" / (name + ".gz" if variant == "gz" else name)
+    other.parent.mkdir()
+    other.write_bytes(variant_bytes(text, variant, encoding))
+    expected = annotations(read(plain, nlp))
+    assert expected and annotations(read(other, nlp)) == expected
+
+
+def test_convert_text_input_covers_every_line_based_format():
+    assert set(READERS) | {"squad"} == set(FORMATS)
+
+
+def test_convert_conll_crlf_keeps_tags_clean(tmp_path, nlp):
+    path = tmp_path / "crlf.conll"
+    path.write_bytes(b"New\tB-LOC\r\nYork\tI-LOC\r\n\r\nhi\tO\r\n")
+    docs = read_conll(path, nlp)
+    assert [ents(doc) for doc in docs] == [[(0, 2, "LOC")], []]
+    assert [doc.text for doc in docs] == ["New York", "hi"]
+
+
+def test_convert_prodigy_bom_jsonl(tmp_path, nlp):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(
+        codecs.BOM_UTF8 + b'{"text": "I took xanax", "spans": [{"start": 7, "end": 12, "label": "DRUG"}]}\n'
+    )
+    (doc,) = read_prodigy(path, nlp)
+    assert [(e.text, e.label_) for e in doc.ents] == [("xanax", "DRUG")]
+
+
+def test_convert_litbank_folder_reads_tsv_and_tsv_gz(tmp_path, nlp):
+    folder = write_litbank(tmp_path / "train")
+    (folder / "2_b_brat.tsv").unlink()
+    (folder / "2_b_brat.tsv.gz").write_bytes(gzip.compress(LITBANK_B.encode("utf-8")))
+    (folder / "3_c.txt.gz").write_bytes(gzip.compress(b"ignored\tO\n"))
+    docs = read_litbank(folder, nlp)
+    assert [doc.text for doc in docs] == ["CHAPTER I the Lord of London met Mr. Tulk .", "In Lincoln 'sInn"]
+    assert ents(docs[1]) == [(1, 3, "FAC")]
+
+
+def test_convert_gzip_error_names_the_line(tmp_path, nlp):
+    path = tmp_path / "bad.conll.gz"
+    path.write_bytes(gzip.compress(b"a\tO\nb\tX-foo\n"))
+    with pytest.raises(ConversionError, match=re.escape(f"{path}:2: invalid tag 'X-foo'")):
+        read_conll(path, nlp)
+
+
+def test_convert_corrupt_gzip_is_a_conversion_error(tmp_path, nlp):
+    path = tmp_path / "bad.jsonl.gz"
+    path.write_bytes(b"not gzip at all\n")
+    with pytest.raises(ConversionError, match=re.escape(f"{path}: cannot decompress")):
+        read_prodigy(path, nlp)
+
+
+def test_convert_conversion_error_is_the_readers_input_error():
+    assert ConversionError is InputError
+    assert issubclass(ConversionError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "read,kwargs,message",
+    [
+        (read_conll, {"limit": 0}, "read_conll: limit must be a positive integer, got 0"),
+        (read_conll, {"n_sents": 0}, "read_conll: n_sents must be a positive integer, got 0"),
+        (read_trec, {"limit": True}, "read_trec: limit must be a positive integer, got True"),
+    ],
+)
+def test_convert_reader_rejects_bad_counts(tmp_path, nlp, read, kwargs, message):
+    path = write(tmp_path / "in.txt", "DESC:def a\tO\n")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read(path, nlp, **kwargs)
+
+
+def test_convert_reader_rejects_other_pipelines(tmp_path):
+    with pytest.raises(TypeError, match=re.escape("expected a Language, a Vocab or a language code")):
+        read_conll(write(tmp_path / "in.conll", CONLL), 42)

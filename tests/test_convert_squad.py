@@ -1,13 +1,16 @@
 """The squad format of `python -m spacy_spanbert.convert`: one doc per
 paragraph, questions in doc._.questions, gold answers in a span group."""
 
+import codecs
+import gzip
 import json
+import re
 
 import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_spanbert.convert import QA_SPANS_KEY, ConversionError, main, read_squad
+from spacy_spanbert.commands.convert import QA_SPANS_KEY, ConversionError, main, read_squad
 
 CONTEXT = "Angela Merkel met Emmanuel Macron in Berlin. They spoke about the film."
 
@@ -124,3 +127,37 @@ def test_convert_squad_cli_reports_the_question_id(tmp_path, capsys):
     qas = [{"id": "x7", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 0}]}]
     assert main(["squad", str(write(tmp_path, squad(qas))), str(tmp_path / "o.spacy")]) == 1
     assert "question 'x7'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name,encode",
+    [
+        ("bom.json", lambda text: codecs.BOM_UTF8 + text.encode("utf-8")),
+        ("crlf.json", lambda text: text.replace("\n", "\r\n").encode("utf-8")),
+        ("in.json.gz", lambda text: gzip.compress(text.encode("utf-8"))),
+    ],
+)
+def test_convert_squad_reads_bom_crlf_and_gzip(tmp_path, name, encode):
+    path = tmp_path / name
+    path.write_bytes(encode(json.dumps(squad(QAS), indent=2)))
+    docs, stats = read_squad(path, "en")
+    assert [doc.text for doc in docs] == [CONTEXT]
+    assert [(s.label_, s.text) for s in docs[0].spans[QA_SPANS_KEY]] == [
+        ("q1", "Angela Merkel"),
+        ("q2", "Berlin"),
+        ("q2", "in Berlin"),
+    ]
+    assert stats == (3, 1, 3, 0)
+
+
+def test_convert_squad_invalid_json_names_the_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "data": [\n    {"paragraphs": [}\n  ]\n}\n', encoding="utf-8")
+    with pytest.raises(ConversionError, match=re.escape(f"{path}:3: not JSON (")):
+        read_squad(path, "en")
+
+
+def test_convert_squad_answer_must_be_an_object(tmp_path):
+    qas = [{"id": "s", "question": "Who?", "answers": ["Merkel"]}]
+    with pytest.raises(ConversionError, match="question 's': an answer needs a non-empty 'text'"):
+        read_squad(write(tmp_path, squad(qas)), "en")

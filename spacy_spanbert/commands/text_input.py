@@ -5,8 +5,10 @@ Unicode line separators inside a text do not cut it; each line is decoded on
 its own, so a bad byte is reported with its file and line. A UTF-8 byte order
 mark on the first line is dropped and a trailing "\\r" (CRLF files) removed.
 A `.gz` file is decompressed on the fly (`train.jsonl.gz` reads as a
-`.jsonl`). Malformed input raises `InputError`, a ValueError whose message
-starts with `path:line:` (or `path:`).
+`.jsonl`). Only encodings in which b"\n" is the line break qualify (UTF-8,
+Latin-1 and the other ASCII-compatible codecs; not UTF-16 or UTF-32).
+Malformed input raises `InputError`, a ValueError whose message reads
+`[E1xx] path:line: ...` (or `path: ...`).
 """
 
 import codecs
@@ -24,7 +26,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 class InputError(ValueError):
-    """Malformed input. The message starts with `path:line:` (or `path:`)."""
+    """Malformed input. The message reads `[E1xx] path:line: ...` (or `path: ...`)."""
 
 
 def data_suffix(path: PathLike) -> str:
@@ -38,11 +40,13 @@ def data_suffix(path: PathLike) -> str:
 
 def check_encoding(encoding: str) -> str:
     """RETURNS (str): `encoding`, or raise a ValueError if Python has no codec
-    of that name."""
+    of that name or the codec does not write a line break as b"\n"."""
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise ValueError(Errors.E102.format(encoding=encoding)) from None
+    if "\n".encode(encoding) != b"\n":
+        raise ValueError(Errors.E105.format(encoding=encoding))
     return encoding
 
 
@@ -70,6 +74,8 @@ def decode_line(raw: bytes, *, path: PathLike, lineno: int, encoding: str = "utf
     encoding (str): The file's encoding.
     RETURNS (str): The text of the line.
     """
+    # A UTF-8 byte order mark is dropped whatever the declared encoding: as
+    # Latin-1 text it would be "ï»¿", which no file means to start with.
     if lineno == 1 and raw.startswith(_BOM):
         raw = raw[len(_BOM) :]
     if raw.endswith(b"\n"):
@@ -104,17 +110,27 @@ def iter_lines(path: PathLike, *, encoding: str = "utf-8") -> Iterator[Tuple[int
     encoding (str): Its encoding.
     YIELDS (Tuple[int, str]): 1-based line numbers and lines without breaks.
     """
+    check_encoding(encoding)
+    for lineno, raw in iter_raw_lines(path):
+        yield lineno, decode_line(raw, path=path, lineno=lineno, encoding=encoding)
+
+
+def iter_raw_lines(path: PathLike) -> Iterator[Tuple[int, bytes]]:
+    """Yield (line number, bytes of the line) for every line of a file,
+    decompressing a `.gz`, for callers that decode line by line themselves
+    (to keep a bad line as a per-record error, say).
+
+    path (PathLike): A text file, or a `.gz` of one.
+    YIELDS (Tuple[int, bytes]): 1-based line numbers and raw lines.
+    """
+    gzipped = Path(path).suffix == GZIP_SUFFIX
     with open_bytes(path) as file_:
-        for lineno, raw in enumerate(_checked(file_, path), 1):
-            yield lineno, decode_line(raw, path=path, lineno=lineno, encoding=encoding)
-
-
-def _checked(file_: IO[bytes], path: PathLike) -> Iterator[bytes]:
-    """The raw lines of an open file; a corrupt gzip stream raises InputError."""
-    try:
-        yield from file_
-    except (OSError, EOFError, zlib.error) as err:
-        raise InputError(Errors.E104.format(path=path, reason=err)) from None
+        try:
+            yield from enumerate(file_, 1)
+        except (OSError, EOFError, zlib.error) as err:
+            if gzipped:
+                raise InputError(Errors.E104.format(path=path, reason=err)) from None
+            raise InputError(Errors.E106.format(path=path, reason=err.strerror or err)) from None
 
 
 def parse_json(line: str, *, path: PathLike, lineno: int) -> Any:
