@@ -9,6 +9,11 @@ of spans of each doc. Within a doc the spans are unique and sorted by
 Every suggester built here carries a `requires` attribute (List[str]): the
 pipeline annotations it needs, in spaCy's `"token.dep"` / `"doc.ents"`
 notation (empty when it needs none); `spanbert` checks them at `initialize`.
+
+One module over 500 lines on purpose: the six registered suggesters share the
+protocol's canonical-form helpers (sorting, deduplication, spaCy's empty
+output), and a reader looking for "what can propose candidates" finds them all
+here.
 """
 
 import copy
