@@ -124,7 +124,7 @@ def run_like_ray_workers(kwargs: Dict[str, Any]) -> Dict[str, Any]:
 def run_one(kwargs: Dict[str, Any]) -> int:
     import torch
 
-    from spacy_spanbert.annotate import annotate
+    from spacy_spanbert.commands.annotate import annotate
 
     if kwargs.get("address"):
         import ray
@@ -157,7 +157,7 @@ def main() -> int:
     import spacy
     import torch
 
-    from spacy_spanbert.annotate import read_rows, rows
+    from spacy_spanbert.commands.annotate import read_rows, rows
 
     texts = (wnut17_texts if args.corpus == "wnut17" else litbank_texts)(data, args.n_docs)
     ids = [f"d{i}" for i in range(len(texts))]
