@@ -212,7 +212,7 @@ def throughput(args, train: Path) -> Dict[str, Any]:
     import torch
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
-    from spacy_spanbert.pretrain import (
+    from spacy_spanbert.commands.pretrain import (
         Masker,
         SpanBertPretrainer,
         load_tokenizer,

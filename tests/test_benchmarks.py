@@ -432,7 +432,7 @@ def test_accuracy_textcat_rejects_data_it_cannot_train_before_training(tmp_path,
 
 
 def _pretrain_benchmark():
-    # loaded under its own name: `pretrain` is also a spacy_spanbert module
+    # loaded under its own name, not as a top-level `pretrain` module
     spec = importlib.util.spec_from_file_location(
         "pretrain_benchmark", Path(__file__).parent.parent / "benchmarks" / "pretrain.py"
     )

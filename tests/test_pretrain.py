@@ -1,8 +1,11 @@
-"""Tests of `spacy spanbert pretrain`: span masking, the SBO batch, a short
-run on a tiny random BERT, resuming, errors and the command line."""
+"""Tests of `spacy spanbert pretrain`: reading TEXTS, span masking, the SBO
+batch, a short run on a tiny random BERT, checkpoints and resuming, errors
+and the command line."""
 
+import gzip
 import json
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -13,17 +16,25 @@ import pytest
 import spacy
 import torch
 from conftest import WORDS
+from typer.testing import CliRunner
 
-from spacy_spanbert import pretrain as pretrain_module
-from spacy_spanbert.pretrain import (
+from spacy_spanbert.commands.pretrain import (
     Masker,
+    SpanBertPretrainer,
+    load_encoder,
     load_tokenizer,
+    loop,
     pack_blocks,
     pretrain,
     read_texts,
     span_length_distribution,
     tokenize_texts,
 )
+from spacy_spanbert.commands.pretrain.checkpoint import checkpoint_path
+from spacy_spanbert.serialize import read_state
+
+# the tiny BERT has no MLM head; one test checks the warning, the others ignore it
+pytestmark = pytest.mark.filterwarnings(r"ignore:\[W300\]:UserWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -160,8 +171,6 @@ def test_pretrain_boundaries_outside_span_and_on_text(tokenizer, span_batches):
 
 
 def test_pretrain_sbo_head_reads_boundaries_and_tied_decoder(tiny_bert, tokenizer, blocks):
-    from spacy_spanbert.pretrain import SpanBertPretrainer, load_encoder
-
     model, fresh = load_encoder(tiny_bert)
     assert fresh  # the tiny BERT is saved without an MLM head
     learner = SpanBertPretrainer(model, sbo_weight=1.0, max_offset=128)
@@ -223,23 +232,39 @@ def test_pretrain_random_masking_has_no_sbo(tiny_bert, texts_file, tmp_path):
     assert meta["settings"]["sbo_weight"] == 0.0
 
 
+def test_pretrain_warns_once_about_a_fresh_mlm_head(tiny_bert, texts_file, tmp_path):
+    with pytest.warns(UserWarning, match=r"\[W300\] .* has no masked-LM head") as record:
+        pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=1, masking="random", **RUN)
+    assert len([w for w in record if "[W300]" in str(w.message)]) == 1
+
+
 def test_pretrain_resume_matches_an_uninterrupted_run(tiny_bert, texts_file, tmp_path, monkeypatch):
     settings = dict(model=tiny_bert, max_steps=6, save_every=3, **RUN)
     whole = pretrain(texts_file, tmp_path / "whole", **settings)
 
-    write = pretrain_module.write_checkpoint
+    write, step = loop.write_checkpoint, loop.train_step
 
-    def interrupted(path, state):
-        write(path, state)
+    def interrupted(*args, **kwargs):
+        write(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pretrain_module, "write_checkpoint", interrupted)
+    monkeypatch.setattr(loop, "write_checkpoint", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pretrain(texts_file, tmp_path / "resumed", **settings)
-    assert torch.load(tmp_path / "resumed" / "checkpoint" / "state.pt", weights_only=False)["step"] == 3
-    monkeypatch.setattr(pretrain_module, "write_checkpoint", write)
+    config, _ = read_state(checkpoint_path(tmp_path / "resumed"), what="the checkpoint")
+    assert config["progress"]["step"] == 3
+    monkeypatch.setattr(loop, "write_checkpoint", write)
+    steps = []
+
+    def counted(run, i):
+        steps.append(i)
+        return step(run, i)
+
+    monkeypatch.setattr(loop, "train_step", counted)
     resumed = pretrain(texts_file, tmp_path / "resumed", **settings)
+    assert steps == [3, 4, 5]  # the run went on from its checkpoint
     assert resumed["tokens_seen"] == whole["tokens_seen"]
+    assert resumed["heldout_loss_before"] == whole["heldout_loss_before"]
     assert resumed["heldout_loss_after"] == whole["heldout_loss_after"]
     from safetensors.torch import load_file
 
@@ -250,18 +275,63 @@ def test_pretrain_resume_matches_an_uninterrupted_run(tiny_bert, texts_file, tmp
 
 def test_pretrain_resume_with_other_settings(tiny_bert, texts_file, tmp_path):
     pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=2, **RUN)
-    with pytest.raises(ValueError, match="other settings.*masking"):
+    with pytest.raises(ValueError, match=r"\[E318\] .*other settings.*masking"):
         pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=2, masking="random", **RUN)
+
+
+def test_pretrain_checkpoint_is_safetensors_and_msgpack(tiny_bert, texts_file, tmp_path):
+    pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=2, **RUN)
+    config, tensors = read_state(checkpoint_path(tmp_path / "out"), what="the checkpoint")
+    assert config["progress"]["step"] == 2 and config["settings"]["max_steps"] == 2
+    # the tied MLM decoder is stored once, as the input embeddings
+    assert config["tied"]["mlm_model.cls.predictions.decoder.weight"] == (
+        "mlm_model.bert.embeddings.word_embeddings.weight"
+    )
+    assert "model.mlm_model.bert.embeddings.word_embeddings.weight" in tensors
+    assert {"exp_avg", "exp_avg_sq", "step"} == {key.split(".")[2] for key in tensors if key.startswith("optimizer.")}
+    assert tensors["rng.torch"].dtype == torch.uint8
+
+
+def test_pretrain_resume_never_unpickles(tiny_bert, texts_file, tmp_path, monkeypatch, capsys):
+    first = pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=2, **RUN)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a checkpoint was unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    capsys.readouterr()
+    again = pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=2, **RUN)
+    assert "resuming from" in capsys.readouterr().out
+    assert again["heldout_loss_after"] == first["heldout_loss_after"]
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_pretrain_rejects_a_pickled_checkpoint(tiny_bert, texts_file, tmp_path, writer):
+    path = checkpoint_path(tmp_path / "out")
+    path.parent.mkdir(parents=True)
+    payload = {"step": 1, "model": {"weight": torch.zeros(2)}}
+    with path.open("wb") as file_:
+        torch.save(payload, file_) if writer == "torch.save" else pickle.dump(payload, file_)
+    with pytest.raises(
+        ValueError, match=r"\[E319\] .*cannot resume from .*state\.msgpack: .*not in the expected format"
+    ):
+        pretrain(texts_file, tmp_path / "out", model=tiny_bert, max_steps=2, **RUN)
 
 
 @pytest.mark.parametrize(
     "name,content,match",
     [
         ("empty.txt", b"\n  \n", r"empty\.txt holds no text"),
-        ("latin1.txt", "first line\ncaf\u00e9\n".encode("latin-1"), r"latin1\.txt:2: not UTF-8"),
+        ("latin1.txt", "first line\ncaf\u00e9\n".encode("latin-1"), r"latin1\.txt:2: cannot decode byte"),
         ("bad.jsonl", b'{"text": "a b c"}\n{"body": "a b c"}\n', r"bad\.jsonl:2: no text"),
-        ("broken.jsonl", b'{"text": "a b c"}\n{"text": \n', r"broken\.jsonl:2: not a JSON object"),
+        ("list.jsonl", b'["a b c"]\n', r"list\.jsonl:1: no text"),
+        ("broken.jsonl", b'{"text": "a b c"}\n{"text": \n', r"broken\.jsonl:2: not JSON"),
+        ("broken.txt.gz", b"not a gzip stream\n", r"broken\.txt\.gz: cannot decompress"),
+        ("broken.spacy", b"not a DocBin", r"cannot read .*broken\.spacy as a spaCy DocBin"),
         ("notes.csv", b"a,b\n", r"must end in \.txt, \.jsonl, \.spacy"),
+        ("notes.csv.gz", gzip.compress(b"a,b\n"), r"must end in \.txt, \.jsonl, \.spacy"),
     ],
 )
 def test_pretrain_unreadable_texts(tmp_path, name, content, match):
@@ -271,6 +341,23 @@ def test_pretrain_unreadable_texts(tmp_path, name, content, match):
         list(read_texts(path))
 
 
+@pytest.mark.parametrize(
+    "name,content,lines",
+    [
+        ("bom_crlf.txt", b"\xef\xbb\xbfone text\r\n\r\ntwo text\r\n", [1, 3]),
+        ("bom_crlf.jsonl", b'\xef\xbb\xbf{"text": "one text"}\r\n{"text": "two text"}\r\n', [1, 2]),
+        ("gzipped.txt.gz", gzip.compress(b"one text\ntwo text\n"), [1, 2]),
+        ("gzipped.jsonl.gz", gzip.compress(b'\xef\xbb\xbf{"text": "one text"}\r\n{"text": "two text"}\r\n'), [1, 2]),
+    ],
+)
+def test_pretrain_reads_bom_crlf_and_gzip(tmp_path, name, content, lines):
+    path = tmp_path / name
+    path.write_bytes(content)
+    found = list(read_texts(path))
+    assert [text for text, _ in found] == ["one text", "two text"]
+    assert [where for _, where in found] == [f"{path}:{line}" for line in lines]
+
+
 def test_pretrain_reads_folders_of_every_format(tmp_path):
     from spacy.tokens import DocBin
 
@@ -278,9 +365,21 @@ def test_pretrain_reads_folders_of_every_format(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"text": "three"}\n', encoding="utf8")
     nlp = spacy.blank("en")
     DocBin(docs=[nlp("four text")]).to_disk(tmp_path / "c.spacy")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.txt.gz").write_bytes(gzip.compress(b"five\n"))
+    (tmp_path / "sub" / "e.jsonl.gz").write_bytes(gzip.compress(b'{"text": "six"}\n'))
+    (tmp_path / "sub" / "notes.md").write_text("not a text of TEXTS\n", encoding="utf8")
     found = list(read_texts(tmp_path))
-    assert [text for text, _ in found] == ["one text", "two text", "three", "four text"]
+    assert [text for text, _ in found] == ["one text", "two text", "three", "four text", "five", "six"]
     assert found[1][1].endswith("a.txt:3")
+
+
+def test_pretrain_runs_on_a_bom_crlf_jsonl(tiny_bert, tmp_path):
+    path = tmp_path / "texts.jsonl"
+    lines = [json.dumps({"text": text}) for text in make_texts(240, seed=3)]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf8") + b"\r\n")
+    meta = pretrain(path, tmp_path / "out", model=tiny_bert, max_steps=1, masking="random", **RUN)
+    assert meta["texts"]["train"] + meta["texts"]["heldout"] == 240
 
 
 def test_pretrain_too_few_texts(tiny_bert, tmp_path):
@@ -304,9 +403,21 @@ def test_pretrain_encoder_without_word_boundaries(tiny_bert, tmp_path):
         load_tokenizer(str(folder))
 
 
-def test_pretrain_unknown_masking(tiny_bert, texts_file, tmp_path):
-    with pytest.raises(ValueError, match="--masking 'whole'"):
-        pretrain(texts_file, tmp_path / "out", model=tiny_bert, masking="whole", **RUN)
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"masking": "whole"}, r"\[E309\] .*--masking 'whole'"),
+        ({"max_steps": 0}, r"\[E001\] spanbert pretrain: --max-steps must be a positive integer, got 0"),
+        ({"warmup_steps": -1}, r"--warmup-steps must be a non-negative integer"),
+        ({"lr": 0.0}, r"\[E310\] .*--lr must be positive"),
+        ({"seq_len": 4}, r"\[E311\] .*--seq-len 4: expected 5 to 512"),
+        ({"heldout_share": 1.5}, r"\[E312\] .*--heldout-share 1\.5"),
+    ],
+)
+def test_pretrain_bad_options(tiny_bert, texts_file, tmp_path, options, match):
+    with pytest.raises(ValueError, match=match):
+        pretrain(texts_file, tmp_path / "out", model=tiny_bert, **{"max_steps": 1, **RUN, **options})
+    assert not (tmp_path / "out").exists()
 
 
 def test_pretrain_entry_point():
@@ -317,11 +428,25 @@ def test_pretrain_entry_point():
 def test_pretrain_listed_in_spanbert_group():
     from spacy.cli._util import app
 
-    from spacy_spanbert.cli import spanbert_cli
+    from spacy_spanbert.commands.app import spanbert_cli
+    from spacy_spanbert.commands.pretrain.cli import pretrain_cli
 
     assert any(group.typer_instance is spanbert_cli for group in app.registered_groups)
     commands = {command.name: command.callback for command in spanbert_cli.registered_commands}
-    assert commands["pretrain"] is pretrain_module.pretrain_cli
+    assert commands["pretrain"] is pretrain_cli
+
+
+def test_pretrain_command_reports_errors(tiny_bert, tmp_path):
+    from spacy.cli._util import app
+
+    import spacy_spanbert.commands.pretrain.cli  # noqa: F401  (registers the command)
+
+    missing = tmp_path / "missing.txt"
+    result = CliRunner().invoke(
+        app, ["spanbert", "pretrain", str(missing), str(tmp_path / "out"), "--model", tiny_bert]
+    )
+    assert result.exit_code == 1
+    assert f"[E300] spanbert pretrain: TEXTS {missing} does not exist" in " ".join(result.output.split())
 
 
 def test_pretrain_command_line(tiny_bert, texts_file, tmp_path):
