@@ -18,10 +18,10 @@ from .errors import Errors, check_dropout, check_positive
 from .layers.activation import cross_entropy_activation
 from .layers.label_attention import label_attention, resize_output, span_label_attention, textcat_init
 from .layers.listener import SpanBertListener, replace_listener
-from .layers.qa_model import QABatch, qa_model
 from .layers.span_classifier import span_classifier
 from .layers.span_encoder import span_encoder
 from .layers.torch_gemm import use_torch_gemm
+from .qa.model import QABatch, qa_model
 from .suggesters import build_ngram_suggester
 
 
@@ -221,7 +221,7 @@ def build_question_answerer(
     hidden_width (int): Width of the span representation.
     dropout (float): Dropout rate, in [0, 1).
     head_lr_scale (float): Train the span and no-answer scorers at this
-        multiple of the optimizer's learning rate (the encoder keeps it).
+        multiple of the component's learning rate (the encoder keeps it).
     RETURNS (Model[QABatch, Tuple[Floats1d, Floats1d]]): The model.
     """
     where = "spacy-spanbert.QuestionAnswerer.v1 (components.spanbert_qa.model)"

@@ -3,12 +3,15 @@ the optimizer's learning rate; the transformer keeps the optimizer's rate."""
 
 import numpy
 import pytest
+import spacy
 from conftest import make_nlp
 from spacy.training import Example
 from thinc.api import SGD, fix_random_seed
 
+import spacy_spanbert  # noqa: F401
+
 TEXTS = ["Angela Merkel met Emmanuel Macron in Berlin .", "The film was good ."]
-COMPONENTS = ["spanbert", "spanbert_ner", "spanbert_textcat", "spanbert_textcat_multilabel"]
+COMPONENTS = ["spanbert", "spanbert_ner", "spanbert_textcat", "spanbert_textcat_multilabel", "spanbert_qa"]
 
 
 def _pipeline(tiny_bert, scales):
@@ -97,3 +100,36 @@ def test_learn_rate_scale_survives_serialization(tiny_bert):
     for name, value in (("spanbert", 4.0), ("spanbert_ner", 6.0), ("spanbert_textcat", 7.0)):
         assert nlp.get_pipe(name).cfg["learn_rate_scale"] == value
         assert nlp.config["components"][name]["learn_rate_scale"] == value
+
+
+def _qa_deltas(tiny_bert, learn_rate_scale):
+    """spanbert_qa owns its encoder: the size of one plain-SGD update of the
+    encoder's and of the answer heads' weights, from the same start."""
+    nlp = spacy.blank("en")
+    config = {"model": {"name": tiny_bert, "dropout": 0.0}, "max_length": 64, "stride": 16}
+    qa = nlp.add_pipe("spanbert_qa", config={**config, "learn_rate_scale": learn_rate_scale})
+    ref = nlp.make_doc(TEXTS[0])
+    ref._.questions = {"q1": "who met macron", "q2": "what film was good"}
+    ref.spans["spanbert_qa"] = [ref.char_span(0, 13, label="q1")]
+    examples = [Example(nlp.make_doc(TEXTS[0]), ref)]
+    fix_random_seed(0)
+    nlp.initialize(lambda: examples)
+    parts = {part: qa.model.get_ref(part).shims[0]._model for part in ("encoder", "heads")}
+    before = {part: {k: v.clone() for k, v in module.state_dict().items()} for part, module in parts.items()}
+    fix_random_seed(1)
+    nlp.update(examples, sgd=SGD(0.01))
+    assert qa.cfg["learn_rate_scale"] == learn_rate_scale
+    assert nlp.config["components"]["spanbert_qa"]["learn_rate_scale"] == learn_rate_scale
+    return {
+        part: sum(float((v - before[part][k]).abs().sum()) for k, v in module.state_dict().items())
+        for part, module in parts.items()
+    }
+
+
+def test_learn_rate_scale_multiplies_qa_encoder_and_heads(tiny_bert):
+    base = _qa_deltas(tiny_bert, 1.0)
+    scaled = _qa_deltas(tiny_bert, 3.0)
+    assert base["encoder"] > 0.0 and base["heads"] > 0.0
+    # both parts of the component, on top of the heads' own head_lr_scale
+    assert scaled["encoder"] == pytest.approx(3.0 * base["encoder"], rel=1e-4)
+    assert scaled["heads"] == pytest.approx(3.0 * base["heads"], rel=1e-4)

@@ -554,9 +554,7 @@ def test_reliability_head_called_before_initialize(nlp_factory, head):
 def test_reliability_spanbert_called_before_initialize(nlp_factory):
     nlp = nlp_factory()
     nlp.get_pipe("transformer").initialize(lambda: _examples(nlp))
-    with pytest.raises(
-        ValueError, match=r"E009\] Component 'spanbert' could not be run.*Call nlp\.initialize\(\)"
-    ):
+    with pytest.raises(ValueError, match=r"E009\] Component 'spanbert' could not be run.*Call nlp\.initialize\(\)"):
         nlp(DATA[0][0])
 
 
