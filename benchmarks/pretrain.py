@@ -230,6 +230,14 @@ def throughput(args, train: Path) -> Dict[str, Any]:
     full = [b for b in blocks if len(b) == args.seq_len - masker_span.n_special]
     rounds, per_round = 4, max(1, args.throughput_steps // 4)
 
+    def descend(model, optimizer, scheduler, loss) -> None:
+        """One optimizer step on `loss`, the same in both loops."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+
     def ours(masking: str):
         torch.manual_seed(0)
         masker = Masker(tokenizer, masking=masking)
@@ -248,12 +256,7 @@ def throughput(args, train: Path) -> Dict[str, Any]:
             rng = numpy.random.default_rng([0, i])
             chosen = [full[(i * batch_size + j) % len(full)] for j in range(batch_size)]
             batch = masker.batch(chosen, rng)
-            loss = learner(batch)[0]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(learner.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            descend(learner, optimizer, scheduler, learner(batch)[0])
             return int(batch["attention_mask"].sum())
 
         return step
@@ -271,12 +274,7 @@ def throughput(args, train: Path) -> Dict[str, Any]:
             i = state["step"]
             state["step"] += 1
             batch = collator([examples[(i * batch_size + j) % len(examples)] for j in range(batch_size)])
-            loss = model(**batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            descend(model, optimizer, scheduler, model(**batch).loss)
             return int(batch["attention_mask"].sum())
 
         return step

@@ -18,7 +18,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 
@@ -249,6 +249,17 @@ def _svg_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _token_boxes(span, places: Sequence[Tuple[int, int]]) -> Iterator[Tuple[float, int, float]]:
+    """Where to draw a bar under each token of `span`: its x in px, its line
+    and its width in px, from the tokens' (line, column) `places`; the space
+    after a token belongs to its box unless the token ends the span."""
+    doc = span.doc
+    for i in range(span.start, span.end):
+        r, c = places[i]
+        n = len(doc[i].text) + (1 if i + 1 < span.end and doc[i].whitespace_ else 0)
+        yield 10 + c * SVG_CHAR, r, n * SVG_CHAR
+
+
 def render_svg(nlp, texts: Sequence[str]) -> str:
     """A picture of what the pipeline writes, for the README: per doc its
     categories, its tokens with `doc.ents` shaded by label, and under the
@@ -284,11 +295,9 @@ def render_svg(nlp, texts: Sequence[str]) -> str:
             col += width
         line_y = [y + 36 + 44 * r for r in range(row + 1)]
         for ent in doc.ents:
-            for i in range(ent.start, ent.end):
-                r, c = places[i]
-                n = len(doc[i].text) + (1 if i + 1 < ent.end and doc[i].whitespace_ else 0)
+            for x, r, box_width in _token_boxes(ent, places):
                 items.append(
-                    f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 15}" width="{n * SVG_CHAR:.1f}" '
+                    f'<rect x="{x:.1f}" y="{line_y[r] - 15}" width="{box_width:.1f}" '
                     f'height="20" fill="{SVG_COLORS.get(ent.label_, "#e0e0e0")}"/>'
                 )
             r, c = places[ent.start]
@@ -307,12 +316,10 @@ def render_svg(nlp, texts: Sequence[str]) -> str:
             spans = [(w, span) for w, span in zip(weights, group) if span.label_ == best]
             top = max((w for w, _ in spans), default=1.0) or 1.0
             for level, (w, span) in enumerate(sorted(spans, key=lambda ws: -ws[0])):
-                for i in range(span.start, span.end):
-                    r, c = places[i]
-                    n = len(doc[i].text) + (1 if i + 1 < span.end and doc[i].whitespace_ else 0)
+                for x, r, box_width in _token_boxes(span, places):
                     items.append(
-                        f'<rect x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] + 6 + 5 * level}" '
-                        f'width="{n * SVG_CHAR:.1f}" height="3" fill="#c92a2a" '
+                        f'<rect x="{x:.1f}" y="{line_y[r] + 6 + 5 * level}" '
+                        f'width="{box_width:.1f}" height="3" fill="#c92a2a" '
                         f'fill-opacity="{0.25 + 0.75 * float(w) / top:.2f}"/>'
                     )
         y = line_y[-1] + 10

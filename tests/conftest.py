@@ -2,12 +2,15 @@
 BERT written to a temporary folder, with a vocabulary made on the fly."""
 
 import os
+import pickle
 import string
 import sys
 from pathlib import Path
 
 import pytest
 import spacy
+import srsly
+from thinc.api import SGD, fix_random_seed
 
 # The project's own scripts (the demo) are importable by the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -96,11 +99,92 @@ TEXTS = [
 
 def round_trip(nlp, how: str, tmp_path):
     """A copy of `nlp` through disk, bytes or pickle."""
-    import pickle
-
     if how == "disk":
         nlp.to_disk(tmp_path / "pipeline")
         return spacy.load(tmp_path / "pipeline")
     if how == "bytes":
         return spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
     return pickle.loads(pickle.dumps(nlp))
+
+
+def qa_step_deltas(nlp, examples):
+    """Initialize `nlp` on `examples` (seed 0) and take one plain-SGD step
+    (seed 1). RETURNS (Dict[str, float]): How far the step moved the weights
+    of its `spanbert_qa`'s encoder and of its answer heads (the sum of the
+    absolute changes), keyed "encoder" and "heads"."""
+    fix_random_seed(0)
+    nlp.initialize(lambda: examples)
+    model = nlp.get_pipe("spanbert_qa").model
+    parts = {part: model.get_ref(part).shims[0]._model for part in ("encoder", "heads")}
+    before = {part: {k: v.clone() for k, v in module.state_dict().items()} for part, module in parts.items()}
+    fix_random_seed(1)
+    nlp.update(examples, sgd=SGD(0.01))
+    return {
+        part: sum(float((v - before[part][k]).abs().sum()) for k, v in module.state_dict().items())
+        for part, module in parts.items()
+    }
+
+
+class _Payload:
+    """Unpickling this would create a marker file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _rewrite_envelope(model_file, index: int, count: int, edit) -> None:
+    """Apply `edit` to the `index`-th of the `count` torch-state envelopes
+    (serialize.py's checksummed weights) among the shims of a saved thinc model."""
+    msg = srsly.msgpack_loads(model_file.read_bytes())
+    found = []
+    for node_shims in msg["shims"]:
+        for i, shim_bytes in enumerate(node_shims):
+            inner = srsly.msgpack_loads(shim_bytes)
+            if isinstance(inner, dict) and "sha256" in inner:
+                found.append((node_shims, i, inner))
+    assert len(found) == count, f"expected {count} weight envelope(s) in the saved model, found {len(found)}"
+    node_shims, i, inner = found[index]
+    node_shims[i] = edit(inner)
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+
+
+def _flip_weights(inner) -> bytes:
+    state = bytearray(inner["state"])
+    state[-5] ^= 0xFF  # flip a bit pattern inside the last tensor's data
+    inner["state"] = bytes(state)
+    return srsly.msgpack_dumps(inner)
+
+
+def check_tampered_weights_rejected(
+    nlp, tmp_path, name: str, *, checksum_error: str, format_error: str, index: int = 0, count: int = 1
+) -> None:
+    """Save `nlp` to tmp_path/pipeline and check that loading it fails with a
+    ValueError matching `checksum_error` when a bit pattern of the weights of
+    component `name` is flipped, and with one matching `format_error` (and
+    without running the pickle) when a pickle stands in for the weights; the
+    untouched file still loads.
+
+    index (int): Which of the `count` weight envelopes of the component's
+        model file to tamper with.
+    """
+    pipeline = tmp_path / "pipeline"
+    nlp.to_disk(pipeline)
+    model_file = pipeline / name / "model"
+    original = model_file.read_bytes()
+
+    _rewrite_envelope(model_file, index, count, _flip_weights)
+    with pytest.raises(ValueError, match=checksum_error):
+        spacy.load(pipeline)
+
+    marker = tmp_path / "pwned"
+    model_file.write_bytes(original)
+    _rewrite_envelope(model_file, index, count, lambda inner: pickle.dumps(_Payload(marker)))
+    with pytest.raises(ValueError, match=format_error):
+        spacy.load(pipeline)
+    assert not marker.exists(), "loading executed a pickled payload"
+
+    model_file.write_bytes(original)
+    assert name in spacy.load(pipeline).pipe_names  # the untouched file still loads

@@ -26,25 +26,16 @@ EXPECTED = {
 }
 
 
+def _accuracy_argv(task, train, dev, encoder, output, *options):
+    """The command line of benchmarks/accuracy.py for `task`, plus `options`."""
+    return [task, "--train", str(train), "--dev", str(dev), "--encoder", encoder, "--output", str(output), *options]
+
+
 @pytest.mark.parametrize("task,system", sorted(EXPECTED))
 def test_accuracy_benchmark_configs_are_valid_and_share_the_budget(task, system, tmp_path, tiny_bert):
     data = tmp_path / "data.spacy"
     _write_task_data(task, data, 3)
-    args = accuracy.parse_args(
-        [
-            task,
-            "--train",
-            str(data),
-            "--dev",
-            str(data),
-            "--encoder",
-            tiny_bert,
-            "--output",
-            str(tmp_path / "out"),
-            "--steps",
-            "50",
-        ]
-    )
+    args = accuracy.parse_args(_accuracy_argv(task, data, data, tiny_bert, tmp_path / "out", "--steps", "50"))
     config = accuracy.build_config(task, system, args, tmp_path / "curve.jsonl")
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     assert nlp.pipe_names[0] == "transformer" and nlp.pipe_names[-1] == EXPECTED[(task, system)]
@@ -82,19 +73,7 @@ def test_accuracy_table_reports_differences():
 def test_accuracy_settings_change_the_spanbert_system_only(tmp_path, tiny_bert):
     data = tmp_path / "data.spacy"
     data.write_bytes(b"")
-    common = [
-        "ner",
-        "--train",
-        str(data),
-        "--dev",
-        str(data),
-        "--encoder",
-        tiny_bert,
-        "--output",
-        str(tmp_path / "out"),
-        "--steps",
-        "50",
-    ]
+    common = _accuracy_argv("ner", data, data, tiny_bert, tmp_path / "out", "--steps", "50")
     args = accuracy.parse_args(
         common
         + [
@@ -212,25 +191,9 @@ def test_accuracy_command_line_end_to_end(task, tmp_path, tiny_bert, capsys):
     _write_task_data(task, train, 6)
     _write_task_data(task, dev, 3)
     out = tmp_path / "out"
-    argv = [
-        task,
-        "--train",
-        str(train),
-        "--dev",
-        str(dev),
-        "--test",
-        str(dev),
-        "--encoder",
-        tiny_bert,
-        "--output",
-        str(out),
-        "--steps",
-        "2",
-        "--eval-frequency",
-        "1",
-        "--seed",
-        "3",
-    ]
+    argv = _accuracy_argv(
+        task, train, dev, tiny_bert, out, "--test", str(dev), "--steps", "2", "--eval-frequency", "1", "--seed", "3"
+    )
     assert accuracy.main(argv) == 0
     results = srsly.read_json(out / "results.json")
     assert results["task"] == task and results["encoder"] == tiny_bert
@@ -303,9 +266,7 @@ def test_benchmarks_name_a_missing_encoder_folder(tmp_path, capsys):
     data.write_bytes(b"")
     missing = str(tmp_path / "no-model")
     with pytest.raises(SystemExit):
-        accuracy.parse_args(
-            ["ner", "--train", str(data), "--dev", str(data), "--encoder", missing, "--output", str(tmp_path / "out")]
-        )
+        accuracy.parse_args(_accuracy_argv("ner", data, data, missing, tmp_path / "out"))
     assert f"--encoder {missing}: no such folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         speed.main(["--encoder", missing, "--output", str(tmp_path / "speed")])
@@ -350,8 +311,7 @@ def test_accuracy_nested_finds_the_gold_span_key(tmp_path):
 def test_accuracy_nested_other_key_reaches_both_systems(tmp_path, tiny_bert, capsys):
     data = tmp_path / "sc.spacy"
     _write_task_data("nested", data, 3, spans_key="sc")
-    argv = ["nested", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert, "--output", str(tmp_path)]
-    args = accuracy.parse_args(argv)
+    args = accuracy.parse_args(_accuracy_argv("nested", data, data, tiny_bert, tmp_path))
     assert args.spans_key == "sc"
     for system, component in (("spanbert", "spanbert_ner"), ("spacy", "spancat")):
         config = accuracy.build_config("nested", system, args, tmp_path / "curve.jsonl")
@@ -361,30 +321,14 @@ def test_accuracy_nested_other_key_reaches_both_systems(tmp_path, tiny_bert, cap
         assert weights == {"spans_sc_f": 1.0}, system
     assert accuracy.task_spec("nested", "sc")["report"] == ["spans_sc_f", "spans_sc_p", "spans_sc_r"]
     with pytest.raises(SystemExit):
-        accuracy.parse_args(
-            [
-                "ner",
-                "--train",
-                str(data),
-                "--dev",
-                str(data),
-                "--encoder",
-                tiny_bert,
-                "--output",
-                str(tmp_path),
-                "--spans-key",
-                "sc",
-            ]
-        )
+        accuracy.parse_args(_accuracy_argv("ner", data, data, tiny_bert, tmp_path, "--spans-key", "sc"))
     assert "--spans-key is for the nested task only" in capsys.readouterr().err
 
 
 def test_accuracy_nested_gold_key_named_like_the_candidates(tmp_path, tiny_bert):
     data = tmp_path / "spanbert.spacy"
     _write_task_data("nested", data, 3, spans_key="spanbert")
-    args = accuracy.parse_args(
-        ["nested", "--train", str(data), "--dev", str(data), "--encoder", tiny_bert, "--output", str(tmp_path)]
-    )
+    args = accuracy.parse_args(_accuracy_argv("nested", data, data, tiny_bert, tmp_path))
     config = accuracy.build_config("nested", "spanbert", args, tmp_path / "curve.jsonl")
     spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     components = config["components"]
@@ -402,17 +346,7 @@ def test_accuracy_textcat_rejects_data_it_cannot_train_before_training(tmp_path,
     _write_task_data("ner", ner, 3)
 
     def parse(task, train, dev, test=None):
-        argv = [
-            task,
-            "--train",
-            str(train),
-            "--dev",
-            str(dev),
-            "--encoder",
-            tiny_bert,
-            "--output",
-            str(tmp_path / "out"),
-        ]
+        argv = _accuracy_argv(task, train, dev, tiny_bert, tmp_path / "out")
         return accuracy.parse_args(argv + (["--test", str(test)] if test else []))
 
     assert parse("textcat", textcat, textcat).task == "textcat"
@@ -441,6 +375,24 @@ def _pretrain_benchmark():
     return module
 
 
+def _pretrain_benchmark_args(bench, tmp_path, *options):
+    """The pretrain benchmark's arguments for the wnut17 dataset, its data
+    and output folders in tmp_path, plus `options`."""
+    return bench.parse_args(
+        [
+            "--encoder",
+            "enc",
+            "--output",
+            str(tmp_path / "out"),
+            "--data",
+            str(tmp_path / "data"),
+            "--datasets",
+            "wnut17",
+            *options,
+        ]
+    )
+
+
 def test_pretrain_benchmark_reuses_only_runs_with_its_budget(tmp_path, monkeypatch):
     """A fine-tuning run in the output folder is reused for the same budget
     and redone for another, and each dataset's table names its own budget,
@@ -467,20 +419,7 @@ def test_pretrain_benchmark_reuses_only_runs_with_its_budget(tmp_path, monkeypat
     monkeypatch.setattr(bench, "run", fake_run)
 
     def finetune(steps):
-        args = bench.parse_args(
-            [
-                "--encoder",
-                "enc",
-                "--output",
-                str(tmp_path / "out"),
-                "--data",
-                str(tmp_path / "data"),
-                "--datasets",
-                "wnut17",
-                "--finetune-steps",
-                str(steps),
-            ]
-        )
+        args = _pretrain_benchmark_args(bench, tmp_path, "--finetune-steps", str(steps))
         (tmp_path / "out" / "finetune" / "wnut17" / "none" / "seed0").mkdir(parents=True, exist_ok=True)
         return bench.finetune(args, "wnut17", "none", 0, "enc", {"train": "t", "dev": "d"})
 
@@ -521,20 +460,7 @@ def test_pretrain_benchmark_redoes_a_pretraining_run_made_with_another_budget(tm
     monkeypatch.setattr(bench, "run", fake_run)
 
     def pretrain(steps):
-        args = bench.parse_args(
-            [
-                "--encoder",
-                "enc",
-                "--output",
-                str(tmp_path / "out"),
-                "--data",
-                str(tmp_path / "data"),
-                "--datasets",
-                "wnut17",
-                "--pretrain-steps",
-                str(steps),
-            ]
-        )
+        args = _pretrain_benchmark_args(bench, tmp_path, "--pretrain-steps", str(steps))
         return bench.pretrain_arm(args, "wnut17", "span", tmp_path / "train.spacy")
 
     assert pretrain(10)["steps"] == 10 and calls == [(10, False)]

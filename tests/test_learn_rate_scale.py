@@ -4,7 +4,7 @@ the optimizer's learning rate; the transformer keeps the optimizer's rate."""
 import numpy
 import pytest
 import spacy
-from conftest import make_nlp
+from conftest import make_nlp, qa_step_deltas
 from spacy.training import Example
 from thinc.api import SGD, fix_random_seed
 
@@ -111,19 +111,10 @@ def _qa_deltas(tiny_bert, learn_rate_scale):
     ref = nlp.make_doc(TEXTS[0])
     ref._.questions = {"q1": "who met macron", "q2": "what film was good"}
     ref.spans["spanbert_qa"] = [ref.char_span(0, 13, label="q1")]
-    examples = [Example(nlp.make_doc(TEXTS[0]), ref)]
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    parts = {part: qa.model.get_ref(part).shims[0]._model for part in ("encoder", "heads")}
-    before = {part: {k: v.clone() for k, v in module.state_dict().items()} for part, module in parts.items()}
-    fix_random_seed(1)
-    nlp.update(examples, sgd=SGD(0.01))
+    deltas = qa_step_deltas(nlp, [Example(nlp.make_doc(TEXTS[0]), ref)])
     assert qa.cfg["learn_rate_scale"] == learn_rate_scale
     assert nlp.config["components"]["spanbert_qa"]["learn_rate_scale"] == learn_rate_scale
-    return {
-        part: sum(float((v - before[part][k]).abs().sum()) for k, v in module.state_dict().items())
-        for part, module in parts.items()
-    }
+    return deltas
 
 
 def test_learn_rate_scale_multiplies_qa_encoder_and_heads(tiny_bert):

@@ -1,17 +1,14 @@
 """The `spanbert_qa` component: the trainable-component checklist, windows,
 bad questions, the SQuAD 2.0 scorer and the shipped config."""
 
-import pickle
 from pathlib import Path
 
 import numpy
 import pytest
 import spacy
-import srsly
-from conftest import round_trip
+from conftest import check_tampered_weights_rejected, qa_step_deltas, round_trip
 from spacy.tokens import DocBin
 from spacy.training import Example
-from thinc.api import SGD, fix_random_seed
 
 import spacy_spanbert.qa  # noqa: F401  (registers the factory, scorer and architecture)
 from spacy_spanbert.qa import normalize_answer, score_answers, score_qa
@@ -147,76 +144,25 @@ def test_qa_docs_of_0_and_1_tokens(trained, text):
     assert answer is None or answer.text == "Berlin"
 
 
-def _rewrite_envelope(model_file, index, edit):
-    """Apply `edit` to the `index`-th torch-state envelope (0: the encoder,
-    1: the answer heads) among the shims of a saved thinc model."""
-    msg = srsly.msgpack_loads(model_file.read_bytes())
-    found = []
-    for node_shims in msg["shims"]:
-        for i, shim_bytes in enumerate(node_shims):
-            inner = srsly.msgpack_loads(shim_bytes)
-            if isinstance(inner, dict) and "sha256" in inner:
-                found.append((node_shims, i, inner))
-    assert len(found) == 2, "expected the encoder's and the heads' envelopes"
-    node_shims, i, inner = found[index]
-    node_shims[i] = edit(inner)
-    model_file.write_bytes(srsly.msgpack_dumps(msg))
-
-
-class _Payload:
-    """Unpickling this would create a marker file."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 @pytest.mark.parametrize("index,what", [(0, "encoder"), (1, "answer-head")])
 def test_qa_tampered_weights_rejected(trained, tmp_path, index, what):
     nlp, _ = trained
-    nlp.to_disk(tmp_path / "pipeline")
-    model_file = tmp_path / "pipeline" / "spanbert_qa" / "model"
-    original = model_file.read_bytes()
-
-    def flip_weights(inner):
-        state = bytearray(inner["state"])
-        state[-5] ^= 0xFF  # flip a bit pattern inside the last tensor's data
-        inner["state"] = bytes(state)
-        return srsly.msgpack_dumps(inner)
-
-    _rewrite_envelope(model_file, index, flip_weights)
-    with pytest.raises(ValueError, match=rf"spanbert_qa: the saved {what} weights fail their checksum"):
-        spacy.load(tmp_path / "pipeline")
-
-    marker = tmp_path / "pwned"
-    model_file.write_bytes(original)
-    _rewrite_envelope(model_file, index, lambda inner: pickle.dumps(_Payload(marker)))
-    with pytest.raises(ValueError, match=rf"spanbert_qa: the saved {what} weights are not in the expected format"):
-        spacy.load(tmp_path / "pipeline")
-    assert not marker.exists(), "loading executed a pickled payload"
-
-    model_file.write_bytes(original)
-    assert "spanbert_qa" in spacy.load(tmp_path / "pipeline").pipe_names
+    check_tampered_weights_rejected(
+        nlp,
+        tmp_path,
+        "spanbert_qa",
+        checksum_error=rf"spanbert_qa: the saved {what} weights fail their checksum",
+        format_error=rf"spanbert_qa: the saved {what} weights are not in the expected format",
+        index=index,
+        count=2,
+    )
 
 
 def _step_deltas(tiny_bert, head_lr_scale):
     """The size of one plain-SGD update of the encoder's and of the heads'
     weights, from the same start whatever the scale."""
     nlp = make_qa_nlp(tiny_bert, model={"name": tiny_bert, "dropout": 0.0, "head_lr_scale": head_lr_scale})
-    examples = make_examples(nlp)
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    model = nlp.get_pipe("spanbert_qa").model
-    parts = {part: model.get_ref(part).shims[0]._model for part in ("encoder", "heads")}
-    before = {part: {k: v.clone() for k, v in module.state_dict().items()} for part, module in parts.items()}
-    fix_random_seed(1)
-    nlp.update(examples, sgd=SGD(0.01))
-    return {
-        part: sum(float((v - before[part][k]).abs().sum()) for k, v in module.state_dict().items())
-        for part, module in parts.items()
-    }
+    return qa_step_deltas(nlp, make_examples(nlp))
 
 
 def test_qa_heads_train_at_head_lr_scale(tiny_bert):

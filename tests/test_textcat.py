@@ -228,17 +228,40 @@ def _random_batch(rng, lengths, width):
     return SpanBatch(indices, vectors, doc_vectors)
 
 
+def _gradient_case(make_layer, lengths, names, scale=1.0):
+    """A layer of 3 labels over a random batch of width 4 with `lengths`
+    spans per doc, its parameters `names` set at random (times `scale`), and
+    a random gradient of its output. RETURNS: (layer, batch, d_out)."""
+    rng = numpy.random.default_rng(0)
+    batch = _random_batch(rng, lengths, 4)
+    layer = make_layer(3, 4)
+    layer.initialize()
+    for name in names:
+        shape = layer.get_param(name).shape
+        layer.set_param(name, (rng.normal(size=shape) * scale).astype("float32"))
+    d_out = rng.normal(size=(len(lengths), 3)).astype("float32")
+    return layer, batch, d_out
+
+
+def _assert_param_grads(layer, names, loss):
+    """The gradient of each parameter in `names` (from the last backprop)
+    matches a numeric gradient of `loss()`."""
+    for name in names:
+        param = layer.get_param(name).copy()
+
+        def with_param(value, name=name):
+            layer.set_param(name, value)
+            return loss()
+
+        expected = _numeric_grad(param, with_param)
+        layer.set_param(name, param)
+        assert_allclose(layer.get_grad(name), expected, atol=2e-3, err_msg=name)
+
+
 @pytest.mark.parametrize("lengths", [[3, 0, 2, 1], [0, 0], [1]])
 def test_textcat_label_attention_gradient(lengths):
-    rng = numpy.random.default_rng(0)
-    width, n_labels = 4, 3
-    batch = _random_batch(rng, lengths, width)
-    layer = label_attention(n_labels, width)
-    layer.initialize()
-    for name in ("Q", "W", "U", "b"):
-        shape = layer.get_param(name).shape
-        layer.set_param(name, rng.normal(size=shape).astype("float32"))
-    d_out = rng.normal(size=(len(lengths), n_labels)).astype("float32")
+    names = ("Q", "W", "U", "b")
+    layer, batch, d_out = _gradient_case(label_attention, lengths, names)
 
     def loss(vectors, doc_vectors):
         out = layer.predict(SpanBatch(batch.indices, vectors, doc_vectors))
@@ -246,19 +269,10 @@ def test_textcat_label_attention_gradient(lengths):
 
     out, backprop = layer.begin_update(batch)
     d_batch = backprop(d_out)
-    assert out.shape == (len(lengths), n_labels)
+    assert out.shape == (len(lengths), 3)
     assert_allclose(d_batch.vectors, _numeric_grad(batch.vectors, lambda v: loss(v, batch.doc_vectors)), atol=2e-3)
     assert_allclose(d_batch.doc_vectors, _numeric_grad(batch.doc_vectors, lambda d: loss(batch.vectors, d)), atol=2e-3)
-    for name in ("Q", "W", "U", "b"):
-        param = layer.get_param(name).copy()
-
-        def with_param(value, name=name):
-            layer.set_param(name, value)
-            return loss(batch.vectors, batch.doc_vectors)
-
-        expected = _numeric_grad(param, with_param)
-        layer.set_param(name, param)
-        assert_allclose(layer.get_grad(name), expected, atol=2e-3, err_msg=name)
+    _assert_param_grads(layer, names, lambda: loss(batch.vectors, batch.doc_vectors))
 
 
 def test_textcat_label_attention_passes_gradient_at_initialization():
@@ -290,16 +304,9 @@ def test_textcat_label_attention_zero_spans_use_doc_vector():
 
 @pytest.mark.parametrize("lengths", [[3, 0, 2, 1], [0, 0], [1]])
 def test_textcat_span_label_attention_v2_gradient(lengths):
-    rng = numpy.random.default_rng(0)
-    width, n_labels = 4, 3
-    batch = _random_batch(rng, lengths, width)
-    layer = span_label_attention(n_labels, width)
-    layer.initialize()
+    names = ("Q", "W", "b")
+    layer, batch, d_out = _gradient_case(span_label_attention, lengths, names, scale=0.5)
     assert set(layer.param_names) == {"Q", "W", "b"}
-    for name in ("Q", "W", "b"):
-        shape = layer.get_param(name).shape
-        layer.set_param(name, (rng.normal(size=shape) * 0.5).astype("float32"))
-    d_out = rng.normal(size=(len(lengths), n_labels)).astype("float32")
 
     def loss(vectors):
         out = layer.predict(SpanBatch(batch.indices, vectors, batch.doc_vectors))
@@ -310,16 +317,7 @@ def test_textcat_span_label_attention_v2_gradient(lengths):
     assert_allclose(d_batch.vectors, _numeric_grad(batch.vectors, loss), atol=2e-3)
     # the doc vector does not enter the v2 logits
     assert not d_batch.doc_vectors.any()
-    for name in ("Q", "W", "b"):
-        param = layer.get_param(name).copy()
-
-        def with_param(value, name=name):
-            layer.set_param(name, value)
-            return loss(batch.vectors)
-
-        expected = _numeric_grad(param, with_param)
-        layer.set_param(name, param)
-        assert_allclose(layer.get_grad(name), expected, atol=2e-3, err_msg=name)
+    _assert_param_grads(layer, names, lambda: loss(batch.vectors))
 
 
 def test_textcat_span_label_attention_v2_starts_uniform_and_learns_queries():

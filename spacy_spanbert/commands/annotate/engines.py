@@ -6,7 +6,8 @@ the readers, `rows` and the writer.
   pipeline from its path once (a pipeline is never pickled) and runs torch
   with the threads it was given (actors x threads <= the cluster's CPUs).
 
-Both return one summary per shard ("name", "docs", "rows") and their timings.
+Both take a `Job` and return one summary per shard ("name", "docs", "rows")
+and their timings.
 """
 
 import inspect
@@ -44,6 +45,25 @@ class Options:
         return read_shard(shard, text_field=self.text_field, id_field=self.id_field)
 
 
+@dataclass(frozen=True)
+class Job:
+    """What an engine is given: the pipeline `model` (a folder or a package
+    name) annotates `shards` into `output_dir` as `opts` says, on `workers`
+    processes or actors with `threads` torch threads each (None: the engine's
+    default), on GPU `gpu_id` (-1: the CPU), every worker importing
+    `code_path` first; `progress` shows a progress bar."""
+
+    model: str
+    shards: Sequence[Shard]
+    output_dir: Path
+    opts: Options
+    workers: int
+    threads: Optional[int]
+    gpu_id: int
+    code_path: Optional[Path]
+    progress: bool
+
+
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
@@ -66,28 +86,19 @@ def _load(model: str, gpu_id: int, code_path: Optional[str]) -> Language:
     return spacy.load(model)
 
 
-def run_local(
-    model: str,
-    shards: Sequence[Shard],
-    output_dir: Path,
-    opts: Options,
-    *,
-    workers: int,
-    threads: Optional[int],
-    gpu_id: int,
-    code_path: Optional[Path],
-    progress: bool,
-) -> Tuple[List[Summary], Dict[str, float]]:
+def run_local(job: Job) -> Tuple[List[Summary], Dict[str, float]]:
     """Annotate the shards with `nlp.pipe` (`n_process=workers`), writing each
     shard's file as soon as its last doc is back.
 
+    job (Job): What to annotate, and how.
     RETURNS (Tuple[List[Dict[str, Any]], Dict[str, float]]): The shards'
         summaries, and the start-up seconds (loading the pipeline).
     """
     start = time.perf_counter()
-    _set_torch_threads(threads)
-    nlp = _load(model, gpu_id, code_path)
+    _set_torch_threads(job.threads)
+    nlp = _load(job.model, job.gpu_id, job.code_path)
     loaded = time.perf_counter()
+    shards, opts = job.shards, job.opts
     summaries: List[Summary] = [{"name": s["name"], "docs": 0, "rows": 0} for s in shards]
     errors: Dict[int, List[Dict[str, Any]]] = {}
 
@@ -98,14 +109,14 @@ def run_local(
             for record in records:
                 yield record["text"], (i, record["doc_id"])
 
-    bar = _progress(sum(s["records"] for s in shards), progress)
+    bar = _progress(sum(s["records"] for s in shards), job.progress)
     pending: List[Dict[str, Any]] = []
     flushed = 0
 
     def flush(upto: int) -> None:
         nonlocal flushed, pending
         while flushed < upto:
-            write_shard(output_dir, shards[flushed]["name"], pending, errors.pop(flushed))
+            write_shard(job.output_dir, shards[flushed]["name"], pending, errors.pop(flushed))
             summaries[flushed]["rows"] = len(pending)
             bar.update(shards[flushed]["records"] - summaries[flushed]["docs"])
             pending = []
@@ -115,7 +126,7 @@ def run_local(
         # nlp.pipe workers send docs back without their user hooks (W109);
         # `rows` reads vectors from the span groups, not through the hooks
         warnings.filterwarnings("ignore", message=r"\[W109\]")
-        docs = nlp.pipe(stream(), as_tuples=True, batch_size=opts.batch_size, n_process=workers)
+        docs = nlp.pipe(stream(), as_tuples=True, batch_size=opts.batch_size, n_process=job.workers)
         for doc, (i, doc_id) in docs:
             flush(i)
             pending.extend(rows(doc, doc_id=doc_id, spans_keys=opts.spans_keys, vectors=opts.vectors))
@@ -198,23 +209,14 @@ def _collect(ray, dataset, total: int, progress: bool) -> Tuple[List[Summary], L
     return summaries, ready
 
 
-def run_ray(
-    model: str,
-    shards: Sequence[Shard],
-    output_dir: Path,
-    opts: Options,
-    *,
-    workers: int,
-    threads: Optional[int],
-    gpu_id: int,
-    address: Optional[str],
-    code_path: Optional[Path],
-    progress: bool,
-) -> Tuple[List[Summary], Dict[str, float]]:
+def run_ray(job: Job, *, address: Optional[str]) -> Tuple[List[Summary], Dict[str, float]]:
     """Annotate the shards with a pool of Ray Data actors, each writing the
     files of the shards it annotates. Joins the cluster at `address`, or uses
     the running one, or starts (and stops) a local one.
 
+    job (Job): What to annotate, and how.
+    address (Optional[str]): The Ray cluster to join; None for the running
+        one or a new local one.
     RETURNS (Tuple[List[Dict[str, Any]], Dict[str, float]]): The shards'
         summaries, and the seconds of `ray.init` and of the actors' start-up.
     """
@@ -227,21 +229,22 @@ def run_ray(
     init_seconds = time.time() - start
     try:
         cpus = int(ray.cluster_resources().get("CPU", 0))
+        workers, threads = job.workers, job.threads
         if threads is None:
             threads = max(1, cpus // workers)
         if workers * threads > cpus:
             raise ValueError(Errors.E211.format(workers=workers, threads=threads, need=workers * threads, cpus=cpus))
         actor_kwargs = {
             # an actor's working directory is not ours
-            "model": str(Path(model).resolve()) if Path(model).exists() else str(model),
-            "output_dir": str(Path(output_dir).resolve()),
-            "opts": asdict(opts),
+            "model": str(Path(job.model).resolve()) if Path(job.model).exists() else str(job.model),
+            "output_dir": str(Path(job.output_dir).resolve()),
+            "opts": asdict(job.opts),
             "threads": threads,
-            "use_gpu": gpu_id >= 0,
-            "code_path": None if code_path is None else str(Path(code_path).resolve()),
+            "use_gpu": job.gpu_id >= 0,
+            "code_path": None if job.code_path is None else str(Path(job.code_path).resolve()),
         }
-        dataset = _shard_dataset(ray, shards, actor_kwargs, workers=workers, threads=threads)
-        summaries, ready = _collect(ray, dataset, sum(s["records"] for s in shards), progress)
+        dataset = _shard_dataset(ray, job.shards, actor_kwargs, workers=workers, threads=threads)
+        summaries, ready = _collect(ray, dataset, sum(s["records"] for s in job.shards), job.progress)
     finally:
         if started_here:
             ray.shutdown()

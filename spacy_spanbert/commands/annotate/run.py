@@ -11,7 +11,7 @@ import spacy
 
 from ...errors import Errors
 from ...span_vectors import DEFAULT_SPANS_KEY
-from .engines import Options, run_local, run_ray
+from .engines import Job, Options, run_local, run_ray
 from .extras import require
 from .readers import find_input_files, plan_shards
 from .rows import OUTPUT_COLUMNS
@@ -122,10 +122,20 @@ def annotate(
     shards = plan_shards(*find_input_files(str(input_path)), shard_size=shard_size)
     output_dir = Path(output_dir)
     prepare_output_dir(output_dir, overwrite=overwrite)
-    engine_kwargs = {"workers": workers, "threads": threads_per_worker, "gpu_id": gpu_id, "code_path": code_path}
+    job = Job(
+        model=model,
+        shards=shards,
+        output_dir=output_dir,
+        opts=opts,
+        workers=workers,
+        threads=threads_per_worker,
+        gpu_id=gpu_id,
+        code_path=code_path,
+        progress=progress,
+    )
     run = run_local if engine == "local" else partial(run_ray, address=address)
     start = time.perf_counter()
-    summaries, timings = run(model, shards, output_dir, opts, progress=progress, **engine_kwargs)
+    summaries, timings = run(job)
     seconds = time.perf_counter() - start
     result = {
         "engine": engine,

@@ -17,6 +17,7 @@ same command again resumes there.
 from pathlib import Path
 from typing import Optional
 
+import typer
 from spacy.cli._util import Arg, Opt
 from wasabi import msg
 
@@ -26,6 +27,7 @@ from .loop import pretrain
 
 @spanbert_cli.command("pretrain")
 def pretrain_cli(
+    ctx: typer.Context,
     texts: Path = Arg(
         ...,
         help="A .txt (one text a line) or .jsonl ('text' field) file, a gzip of either, a .spacy file, or a folder of them",
@@ -61,23 +63,8 @@ def pretrain_cli(
     span masking and span boundary objective; the output folder is a
     transformer `name` for spaCy configs. Rerun the same command to resume."""
     try:
-        meta = pretrain(
-            texts,
-            output_dir,
-            model=model,
-            max_steps=max_steps,
-            seq_len=seq_len,
-            batch_size=batch_size,
-            lr=lr,
-            sbo_weight=sbo_weight,
-            masking=masking,
-            seed=seed,
-            gpu_id=gpu_id,
-            heldout_share=heldout_share,
-            warmup_steps=warmup_steps,
-            head_steps=head_steps,
-            save_every=save_every,
-        )
+        # every argument and option of this command is the `pretrain` argument of the same name
+        meta = pretrain(**ctx.params)
     except ValueError as err:
         msg.fail(str(err), exits=1)
     before, after = meta["heldout_loss_before"], meta["heldout_loss_after"]
