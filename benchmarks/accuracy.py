@@ -408,6 +408,10 @@ def evaluate(nlp, path: Path, batch_size: int) -> Dict[str, Any]:
 def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, Any]:
     from spacy.cli.train import train
 
+    if system == "spanmarker":
+        import spanmarker
+
+        return spanmarker.run_system(args)
     folder = Path(args.output) / system
     folder.mkdir(parents=True, exist_ok=True)
     curve_path = folder / "curve.jsonl"
@@ -454,9 +458,9 @@ def table(task: str, results: Dict[str, Any]) -> str:
         row = [name] + [fmt(res[split].get(key)) for split in splits for key in spec["report"]]
         row += [f"{res['train_seconds']:.0f}", f"{res['words_per_second']:.0f}"]
         lines.append("| " + " | ".join(row) + " |")
-    if set(systems) == {"spanbert", "spacy"}:
-        a, b = systems["spanbert"], systems["spacy"]
-        row = ["spanbert - spacy"]
+    for other in [name for name in systems if name != "spanbert" and "spanbert" in systems]:
+        a, b = systems["spanbert"], systems[other]
+        row = [f"spanbert - {other}"]
         for split in splits:
             for key in spec["report"]:
                 x, y = a[split].get(key), b[split].get(key)
@@ -511,15 +515,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         nargs="+",
-        choices=["spanbert", "spacy", "transformers"],
+        choices=["spanbert", "spacy", "spanmarker", "transformers"],
         default=None,
-        help="default: spanbert spacy (qa: spanbert transformers)",
+        help="default: spanbert spacy (qa: spanbert transformers); ner also takes spanmarker "
+        "(SpanMarker's own trainer; needs the [bench] extra)",
+    )
+    parser.add_argument(
+        "--speed-rounds",
+        type=int,
+        default=3,
+        help="ner with several systems: interleaved rounds of the words/s comparison at batch 16 and 64 (0: none)",
     )
     parser.add_argument("--batch-questions", type=int, default=16, help="qa: questions per training step")
     parser.add_argument(
         "--speed-only",
         action="store_true",
-        help="qa: no training; time the answering of both systems on the eval docs, side by side",
+        help="qa: no training; time the answering of both systems on the eval docs, side by side. "
+        "ner: no training; time the systems trained by an earlier run into --output, side by side",
     )
     parser.add_argument(
         "--eval-limit",
@@ -548,6 +560,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.systems = ["spanbert", "spacy"]
     elif "transformers" in args.systems:
         parser.error("--systems transformers is for the qa task only")
+    if "spanmarker" in args.systems and args.task != "ner":
+        parser.error("--systems spanmarker is for the ner task only")
     args.overrides = {}
     for setting in args.settings:
         key, sep, value = setting.partition("=")
@@ -630,6 +644,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if warning:
         print(warning, file=sys.stderr)
 
+    if args.speed_only:
+        return main_ner_speed(args)
     args.output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = {
         "task": args.task,
@@ -657,11 +673,43 @@ def main(argv: Optional[List[str]] = None) -> int:
     for system in args.systems:
         results["systems"][system] = run_system(args.task, system, args)
         srsly.write_json(args.output / "results.json", results)
+    if args.task == "ner" and len(args.systems) > 1 and args.speed_rounds > 0:
+        results["speed"] = ner_speed_side_by_side(args)
+        srsly.write_json(args.output / "results.json", results)
     settings = "".join(f", {key}={value}" for key, value in args.overrides.items())
     print(f"\n### {args.task} ({encoder_label(args.encoder)}, {args.steps} steps{settings})\n")
     print(table(args.task, results))
+    if "speed" in results:
+        import ner_speed
+
+        print("\n" + ner_speed.speed_table(results["speed"]))
     plot(args.task, results, args.output / "learning_curve.png")
     print(f"\nwrote {args.output / 'results.json'} and {args.output / 'learning_curve.png'}")
+    return 0
+
+
+def ner_speed_side_by_side(args: argparse.Namespace) -> Dict[str, Any]:
+    """Words/s of the trained NER systems in --output, interleaved (ner_speed.py)."""
+    import ner_speed
+
+    docs = [eg.reference for eg in Corpus(str(args.dev))(util.get_lang_class("en")())]
+    speed = ner_speed.side_by_side(args.output, args.systems, docs, rounds=max(1, args.speed_rounds))
+    speed["torch_threads"] = __import__("torch").get_num_threads()
+    return speed
+
+
+def main_ner_speed(args: argparse.Namespace) -> int:
+    """`accuracy.py ner --speed-only`: time the systems an earlier run trained
+    into --output and add the comparison to its results.json."""
+    import ner_speed
+
+    if args.task != "ner":
+        raise SystemExit("--speed-only is for the qa and ner tasks")
+    path = args.output / "results.json"
+    results = srsly.read_json(path) if path.exists() else {"task": "ner", "systems": {}}
+    results["speed"] = ner_speed_side_by_side(args)
+    srsly.write_json(path, results)
+    print(ner_speed.speed_table(results["speed"]))
     return 0
 
 
