@@ -5,13 +5,15 @@ scorers; a packaged pipeline finds them through the entry points in
 pyproject.toml.
 """
 
-from . import _fork, architectures, callbacks, cleaner, encoder, ner, qa, suggesters, textcat  # noqa: F401  (registration)
+from . import _fork, architectures, callbacks, cleaner, coref, encoder, ner, qa, rel, suggesters, textcat  # noqa: F401  (registration)
 from .cleaner import SpanBertCleaner
+from .coref import SpanBertCoref, make_spanbert_coref
 from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
 from .layers.listener import SpanBertListener
 from .ner import SpanBertNER, make_spanbert_ner
 from .qa import SpanBertQA, make_spanbert_qa
+from .rel import SpanBertRelations, get_relations, make_spanbert_rel
 from .textcat import (
     SpanBertMultiLabelTextCategorizer,
     SpanBertTextCategorizer,
@@ -28,16 +30,21 @@ __all__ = [
     "SpanBatch",
     "SpanBert",
     "SpanBertCleaner",
+    "SpanBertCoref",
     "SpanBertListener",
     "SpanBertMultiLabelTextCategorizer",
     "SpanBertNER",
     "SpanBertQA",
+    "SpanBertRelations",
     "SpanBertTextCategorizer",
     "make_spanbert",
+    "make_spanbert_coref",
     "make_spanbert_ner",
     "make_spanbert_qa",
+    "make_spanbert_rel",
     "make_spanbert_textcat",
     "make_spanbert_textcat_multilabel",
+    "get_relations",
     "predict_with_evidence",
     "__version__",
 ]

@@ -11,13 +11,15 @@ from typing import Callable, List, Optional, Tuple
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Dropout, LayerNorm, Linear, Maxout, Model, chain
-from thinc.types import Floats1d, Floats2d, Ragged
+from thinc.types import Floats1d, Floats2d, Ints1d, Ints2d, Ragged
 
 from .data_classes import SpanBatch
 from .errors import Errors, check_dropout, check_positive
 from .layers.activation import cross_entropy_activation
+from .layers.coref_scorer import CorefScores, coref_scorer
 from .layers.label_attention import label_attention, resize_output, span_label_attention, textcat_init
 from .layers.listener import SpanBertListener, replace_listener
+from .layers.relation_classifier import relation_classifier
 from .layers.span_classifier import span_classifier
 from .layers.span_encoder import span_encoder
 from .layers.torch_gemm import use_torch_gemm
@@ -231,4 +233,85 @@ def build_question_answerer(
         raise ValueError(Errors.E043.format(where=where, value=head_lr_scale))
     return qa_model(
         name, do_lower_case=do_lower_case, hidden_width=hidden_width, dropout=dropout, head_lr_scale=head_lr_scale
+    )
+
+
+@registry.architectures("spacy-spanbert.RelationClassifier.v1")
+def build_relation_classifier(
+    tok2vec: Optional[Model] = None,
+    hidden_width: int = 128,
+    feature_width: int = 32,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[Tuple[List[Doc], List[Ints2d]], Tuple[Ints1d, Floats2d]]:
+    """Score entity pairs per relation label (`spanbert_rel`): the pair
+    representation of layers/span_pairs.py (head, tail, their product,
+    distance and width embeddings) plus a context vector (each pair's
+    attention over the candidate spans between its arguments), then an MLP
+    to one logit per label (independent sigmoids).
+
+    tok2vec (Optional[Model[List[Doc], SpanBatch]]): Candidate spans and their
+        vectors; None (default) for a `SpanBertListener` of any `spanbert`.
+    hidden_width (int): Width of the hidden layer of the output MLP.
+    feature_width (int): Width of the distance and width embeddings.
+    dropout (float): Dropout rate, in [0, 1).
+    nO (Optional[int]): Number of relation labels; None to set it at initialize.
+    RETURNS (Model[Tuple[List[Doc], List[Ints2d]], Tuple[Ints1d, Floats2d]]):
+        Docs and per-doc pair offsets in; the positions of the pairs whose
+        arguments are candidate spans, and their logits, out.
+    """
+    where = "spacy-spanbert.RelationClassifier.v1"
+    check_positive(where, "hidden_width", hidden_width)
+    check_positive(where, "feature_width", feature_width)
+    check_dropout(where, dropout)
+    if tok2vec is None:
+        tok2vec = SpanBertListener(upstream_name="*")
+    return relation_classifier(tok2vec, hidden_width=hidden_width, feature_width=feature_width, dropout=dropout, nO=nO)
+
+
+@registry.architectures("spacy-spanbert.CorefScorer.v1")
+def build_coref_scorer(
+    tok2vec: Optional[Model] = None,
+    hidden_width: int = 150,
+    feature_width: int = 20,
+    dropout: float = 0.3,
+    mention_ratio: float = 0.4,
+    max_antecedents: int = 50,
+    antecedent_window: int = 400,
+) -> Model[List[Doc], CorefScores]:
+    """Coreference by span ranking (Lee et al. 2017, 2018) over the candidate
+    spans of the span encoder: mention scores, pruning to the top
+    `mention_ratio * n_tokens` mentions, a coarse bilinear score over the
+    previous `antecedent_window` kept mentions to pick `max_antecedents`, and
+    a fine FFNN score over the pair representation for those. Time and
+    memory are linear in doc length (layers/coref_module.py).
+
+    tok2vec (Optional[Model[List[Doc], SpanBatch]]): Candidate spans and their
+        vectors; None (default) for a `SpanBertListener` of any `spanbert`.
+    hidden_width (int): Width of the hidden layers of the mention and pair FFNNs.
+    feature_width (int): Width of the distance and width embeddings.
+    dropout (float): Dropout rate, in [0, 1).
+    mention_ratio (float): Mentions kept per token, in (0, 1].
+    max_antecedents (int): Antecedents scored in full per mention (K).
+    antecedent_window (int): Previous kept mentions ranked by the coarse score.
+    RETURNS (Model[List[Doc], CorefScores]): The scorer.
+    """
+    where = "spacy-spanbert.CorefScorer.v1"
+    for name, value in (("hidden_width", hidden_width), ("feature_width", feature_width)):
+        check_positive(where, name, value)
+    check_positive(where, "max_antecedents", max_antecedents)
+    check_positive(where, "antecedent_window", antecedent_window)
+    check_dropout(where, dropout)
+    if isinstance(mention_ratio, bool) or not isinstance(mention_ratio, (int, float)) or not 0 < mention_ratio <= 1:
+        raise ValueError(Errors.E600.format(where=where, value=mention_ratio))
+    if tok2vec is None:
+        tok2vec = SpanBertListener(upstream_name="*")
+    return coref_scorer(
+        tok2vec,
+        hidden_width=hidden_width,
+        feature_width=feature_width,
+        dropout=dropout,
+        mention_ratio=float(mention_ratio),
+        max_antecedents=max_antecedents,
+        antecedent_window=antecedent_window,
     )

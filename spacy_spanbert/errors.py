@@ -480,6 +480,120 @@ class Errors(metaclass=ErrorsWithCodes):
         "tokenizer.json, or one that transformers converts to a fast tokenizer."
     )
 
+    # relations (spanbert_rel, layers/span_pairs.py, the spert converter): E500-E599
+    E500 = "{name}: negative_ratio must be a non-negative number (negatives sampled per gold pair), got {value!r}."
+    E501 = '{name}: thresholds must map relation labels to numbers in [0, 1] (e.g. {{"Work_For": 0.6}}), got {value!r}.'
+    E502 = (
+        '{name}: type_constraints must be "learned" (from the training data), "none", '
+        "or a dict mapping each relation label to a list of [head type, tail type] "
+        'pairs (e.g. {{"Work_For": [["Peop", "Org"]]}}), got {value!r}.'
+    )
+    E503 = (
+        "{name}: no relation labels. Give components.{name}.labels, or training "
+        "examples whose reference docs have doc._.relations records."
+    )
+    E504 = (
+        '{name}: doc._.relations must be a list of records {{"head": [start, end], '
+        '"tail": [start, end], "label": str}} over token offsets of the doc '
+        "({n_tokens} tokens), got {value!r}. Convert the data with `spacy spanbert "
+        "convert spert` or fix the records."
+    )
+    E505 = "{name}: labels must be non-empty strings, got {label!r}."
+    E506 = "{name}: cannot add the label {label!r}: the component is initialized with {n_labels} labels."
+    E507 = "{name}: the relation head has a SpanBertListener that no spanbert component before it feeds (pipeline: {pipeline})."
+    E510 = "{path}: expected SpERT JSON, a list of items with 'tokens', 'entities' and 'relations', got {kind}."
+    E511 = "{path}: item {index}: expected an object with a 'tokens' list of non-empty strings, got {value!r}."
+    E512 = (
+        "{path}: item {index}: entity {entity} ({value!r}) needs a 'type' string and "
+        "integer 'start' < 'end' (end exclusive) within the item's {n} tokens."
+    )
+    E513 = (
+        "{path}: item {index}: relation {relation} ({value!r}) needs a 'type' string "
+        "and integer 'head' and 'tail' indices into the item's 'entities' list."
+    )
+    E514 = (
+        "{path}: item {index}: relation {relation} ({value!r}): argument index {arg} "
+        "does not exist (the item has {n} entities)."
+    )
+
+    # coreference (spanbert_coref, the conll2012 converter): E600-E699
+    E600 = "{where}: mention_ratio must be a number in (0, 1], got {value!r}."
+    E601 = "{name}: mention_loss_weight must be a non-negative number, got {value!r}."
+    E602 = (
+        "coref_scorer: the width of the span vectors is unknown. Put the head after a "
+        "'spanbert' component in the pipeline (its listener takes the width from it), "
+        "or set width in the SpanBertListener."
+    )
+    E603 = (
+        "{name}: no gold coreference clusters in the training examples: expected span "
+        "groups '{prefix}_1', '{prefix}_2', ... on the reference docs. Convert the data "
+        "with `spacy spanbert convert conll2012`, or set span_cluster_prefix to the "
+        "prefix your data uses."
+    )
+    # the conll2012 converter; {path}:{line} names the input
+    E610 = (
+        "{path}:{line}: chain {chain!r} closes here but none of its mentions is open; "
+        "every 'ID)' needs an earlier '(ID' in the same document"
+    )
+    E611 = (
+        "{path}:{line}: a mention of chain {chain!r} opens here and is never closed "
+        "(the document ends on line {end}); add the closing 'ID)'"
+    )
+    E612 = (
+        "{path}:{line}: malformed coreference column {field!r}: expected '-' or chain "
+        "ids such as '(12', '12)' and '(12)', several joined by '|'"
+    )
+    E613 = (
+        "{path}:{line}: expected at least 5 columns (the word in column 4, the chain ids "
+        "in the last), found {found}: {text!r}"
+    )
+    E614 = "{path}:{line}: a token line outside a document; begin it with '#begin document (NAME); part 000'"
+    E615 = "{path}:{line}: '#begin document' before the document begun on line {begun} has ended ('#end document')"
+    E616 = "{path}:{line}: '#end document' without a '#begin document' before it"
+    E617 = "{path}: the document begun on line {line} has no '#end document'"
+    E618 = "{path}: no .conll files (or .conll.gz files) in this folder"
+    E619 = "{path}:{line}: the document begun here has no tokens"
+
+    # optimized pipelines (spacy spanbert optimize): E700-E799
+    E700 = "{where}: runtime must be one of {choices}, got {value!r}."
+    E701 = "{where}: quantize must be one of {choices}, got {value!r}."
+    E702 = (
+        "{where}: the ONNX runtime needs the packages onnxruntime and onnx, which "
+        "are not installed. Install them with `pip install spacy-spanbert[onnx]`, "
+        "or use the torch runtime."
+    )
+    E703 = (
+        "spacy spanbert optimize: the pipeline {path} has no spacy-transformers "
+        "'transformer' component to optimize (pipeline: {pipeline})."
+    )
+    E704 = (
+        "spacy spanbert optimize: the component '{name}' of {path} is already "
+        "optimized (runtime {runtime}, quantize {quantize}). Optimize the "
+        "original pipeline instead."
+    )
+    E705 = (
+        "spacy spanbert optimize: the component '{name}' uses the architecture "
+        "{arch}, which cannot be optimized. Supported: {supported}."
+    )
+    E706 = (
+        "{where}: this transformer is optimized for inference (runtime {runtime}, "
+        "quantize {quantize}) and cannot be trained. Train the original pipeline "
+        "and optimize it again with `spacy spanbert optimize`, or list the "
+        "transformer in [training] frozen_components to train other components "
+        "on its output."
+    )
+    E707 = (
+        "spacy spanbert optimize: the output {output} is the input pipeline. "
+        "Write the optimized pipeline to another folder."
+    )
+    E708 = "spacy spanbert optimize: --calibration {path}: {reason}"
+    E709 = (
+        "{where}: the saved transformer was optimized with runtime {saved_runtime} "
+        "and quantize {saved_quantize}, but the config asks for runtime {runtime} "
+        "and quantize {quantize}. Set them back in config.cfg, or optimize the "
+        "original pipeline again with the settings you want."
+    )
+
 
 class Warnings(metaclass=ErrorsWithCodes):
     W001 = (
@@ -512,6 +626,26 @@ class Warnings(metaclass=ErrorsWithCodes):
         "max_answer_tokens={limit} word pieces and cannot be predicted; raise "
         "components.{name}.max_answer_tokens to cover them."
     )
+
+    # relations: W500-W599
+    W500 = (
+        "{name}: {lost} of {total} gold relations in the training examples can never "
+        "be predicted: {not_candidates} have an argument that is not among the "
+        "candidate spans of '{encoder}' (longest: {longest} tokens), and {too_far} "
+        "are farther apart than max_distance={max_distance} tokens, cross a sentence "
+        "(within_sentence) or fall beyond max_pairs. Widen the suggester (max_size in "
+        "components.{encoder}.model.suggester) or raise components.{name}.max_distance."
+    )
+
+    # coreference: W600-W699
+    W600 = (
+        "{name}: {missed} of {total} gold mentions in the training examples are not "
+        "among the candidate spans of '{encoder}' (longest missed: {longest} tokens), "
+        "so they can never be found. Widen the suggester (max_size in "
+        "components.{encoder}.model.suggester) or use one that proposes them."
+    )
+
+    # optimized pipelines: W700-W799
 
 
 def check_positive(where: str, name: str, value: Any, *, allow_zero: bool = False) -> None:

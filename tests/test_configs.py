@@ -12,7 +12,7 @@ from spacy.util import load_config
 import spacy_spanbert  # noqa: F401
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-NAMES = ["ner", "nested_ner", "textcat", "textcat_multilabel", "ner_textcat"]
+NAMES = ["ner", "nested_ner", "textcat", "textcat_multilabel", "ner_textcat", "rel", "coref"]
 
 # (text, flat entities, nested spans, topic)
 ROWS = [
@@ -33,7 +33,18 @@ ROWS = [
 ]
 
 
+# relations of ROWS, by text: (head, tail, label) token offsets
+RELATIONS = {
+    "angela merkel met emmanuel macron in berlin .": [((0, 2), (3, 5), "MET"), ((3, 5), (6, 7), "IN")],
+    "apple is a company in new york .": [((0, 1), (5, 7), "IN")],
+    "google sold a product in paris .": [((0, 1), (5, 6), "IN")],
+}
+
+
 def write_corpus(path: Path) -> Path:
+    from spacy_spanbert.rel import ensure_relations_extension
+
+    ensure_relations_extension()
     nlp = spacy.blank("en")
     db = DocBin(store_user_data=True)
     for text, ents, nested, topic in ROWS:
@@ -41,6 +52,11 @@ def write_corpus(path: Path) -> Path:
         doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
         doc.spans["spanbert_ner"] = [Span(doc, s, e, label=label) for s, e, label in nested]
         doc.cats = {"POLITICS": float(topic == "POLITICS"), "BUSINESS": float(topic == "BUSINESS")}
+        for i, (start, end, _) in enumerate(ents, 1):  # coreference: each entity its own cluster
+            doc.spans[f"coref_clusters_{i}"] = [Span(doc, start, end)]
+        doc._.relations = [
+            {"head": list(h), "tail": list(t), "label": label, "score": 1.0} for h, t, label in RELATIONS.get(text, [])
+        ]
         db.add(doc)
     db.to_disk(path)
     return path
@@ -88,6 +104,11 @@ def test_config_trains_and_loads(name, tiny_bert, tmp_path):
     if "spanbert_ner" in nlp.pipe_names:
         assert set(nlp.get_pipe("spanbert_ner").labels) == {"PER", "LOC", "ORG"}
         assert "spanbert_ner" in doc.spans
+    if "spanbert_coref" in nlp.pipe_names:
+        assert "spanbert_mentions" in doc.spans
+    if "spanbert_rel" in nlp.pipe_names:
+        assert set(nlp.get_pipe("spanbert_rel").labels) == {"MET", "IN"}
+        assert isinstance(doc._.relations, list)
     for textcat in ("textcat", "textcat_multilabel"):
         if textcat in nlp.pipe_names:
             assert set(doc.cats) == {"POLITICS", "BUSINESS"}

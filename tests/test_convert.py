@@ -25,6 +25,7 @@ from spacy_spanbert.commands.convert import (
     read_prodigy,
     read_trec,
 )
+from spacy_spanbert.commands.convert.conll2012 import read_conll2012
 from spacy_spanbert.commands.text_input import InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -727,6 +728,15 @@ def annotations(docs):
     ]
 
 
+CONLL2012 = (
+    "#begin document (tiny); part 000\n"
+    "tiny\t0\t0\tMerkel\tNNP\t-\t-\t-\t-\t-\t*\t(0)\n"
+    "tiny\t0\t1\tsaid\tVBD\t-\t-\t-\t-\t-\t*\t-\n"
+    "tiny\t0\t2\tshe\tPRP\t-\t-\t-\t-\t-\t*\t(0)\n"
+    "\n"
+    "#end document\n"
+)
+
 READERS = {
     "conll": ("in.conll", CONLL, "utf-8", lambda path, nlp: read_conll(path, nlp)),
     "litbank": ("one.tsv", LITBANK_A, "utf-8", lambda path, nlp: read_litbank(path, nlp)),
@@ -737,6 +747,7 @@ READERS = {
         lambda p, nlp: read_prodigy(p, nlp),
     ),
     "trec": ("train.label", TREC, "latin-1", lambda path, nlp: read_trec(path, nlp)),
+    "conll2012": ("doc.conll", CONLL2012, "utf-8", lambda path, nlp: read_conll2012(path, nlp)),
     "goemotions": (
         "train.tsv",
         GOEMOTIONS,
@@ -760,7 +771,8 @@ def test_convert_text_input_variants_read_like_plain_files(tmp_path, nlp, fmt, v
 
 
 def test_convert_text_input_covers_every_line_based_format():
-    assert set(READERS) | {"squad"} == set(FORMATS)
+    # squad and spert read one JSON document (read_text), tested in their own files
+    assert set(READERS) | {"squad", "spert"} == set(FORMATS)
 
 
 def test_convert_conll_crlf_keeps_tags_clean(tmp_path, nlp):

@@ -128,13 +128,13 @@ def test_convert_cli_engine_squad_summary_counts_questions(tmp_path):
     [
         ("conll", {"fine": True}, "--fine only applies to the trec format"),
         ("trec", {"n_sents": 2}, "--n-sents only applies to the conll or litbank format"),
-        ("prodigy", {"spans_key": "sc"}, "--spans-key only applies to the litbank or squad format"),
+        ("prodigy", {"spans_key": "sc"}, "--spans-key only applies to the litbank or squad or spert format"),
         ("conll", {"labels": "labels.txt"}, "--labels only applies to the goemotions format"),
         ("goemotions", {}, "the goemotions format requires --labels FILE"),
         ("conll", {"dev_last": 1}, "--dev-output and --dev-last go together"),
         ("conll", {"lang": "xx-nope"}, "--lang 'xx-nope': "),
         ("conll", {"encoding": "no-such-codec"}, "unknown encoding 'no-such-codec'"),
-        ("conllu", {}, "unknown format 'conllu': choose one of conll, litbank"),
+        ("conllu", {}, "unknown format 'conllu': choose one of conll, conll2012, litbank"),
     ],
 )
 def test_convert_cli_engine_rejects_options_before_reading(tmp_path, fmt, options, message):

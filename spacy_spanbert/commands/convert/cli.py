@@ -21,10 +21,14 @@ from .engine import FORMATS, OptionError, convert
 DESCRIPTION = "Convert an annotated corpus into a spaCy DocBin (.spacy) file."
 EPILOG = (
     "formats: conll (token ... tag, BIO/IOB1/IOB2/BIOES/BILUO -> doc.ents); "
+    "conll2012 (folder of CoNLL-2012 .conll files or one file, one doc per document part: "
+    "coreference chains -> doc.spans['coref_clusters_N']); "
     "litbank (folder of LitBank .tsv -> doc.spans[KEY] + doc.ents); "
     "prodigy (JSONL: spans -> doc.ents, label+answer, options+accept or cats -> doc.cats); "
     "trec (ISO-8859-1 'COARSE:fine question' -> one-hot doc.cats); "
     "goemotions (text<TAB>ids<TAB>id with --labels -> multi-label doc.cats); "
+    "spert (SpERT JSON: tokens, entities, relations -> doc.spans[KEY], default 'spert_entities', "
+    "doc.ents (non-overlapping) and doc._.relations); "
     f"squad (SQuAD 1.1/2.0 JSON, one doc per paragraph -> doc._.questions + "
     f"doc.spans[KEY], default {QA_SPANS_KEY!r}). "
     "A .gz input is read decompressed. "
@@ -32,7 +36,8 @@ EPILOG = (
 )
 HELP = {
     "format": "input format",
-    "input": "input file, or a .gz of it (litbank: a folder of .tsv or .tsv.gz files, or one file)",
+    "input": "input file, or a .gz of it (litbank: a folder of .tsv or .tsv.gz files, or one file; "
+    "conll2012: a folder of .conll or .conll.gz files, or one file)",
     "output": "output .spacy file",
     "lang": "language of the blank pipeline (default: en)",
     "limit": "keep only the first N docs",
@@ -40,7 +45,7 @@ HELP = {
     "n_sents": "conll: sentences per doc (default: 1); litbank: split each "
     "file into docs of N sentences (default: one doc per file)",
     "spans_key": f"litbank: doc.spans key for all layers (default: {DEFAULT_SPANS_KEY}); "
-    f"squad: key of the answers (default: {QA_SPANS_KEY})",
+    f"squad: key of the answers (default: {QA_SPANS_KEY}); spert: key of all entities (default: spert_entities)",
     "fine": "trec: use COARSE:fine labels instead of coarse ones",
     "labels": "goemotions (required): label names, one a line (id = line index)",
     "dev_output": "write the last --dev-last docs here instead of to OUTPUT",

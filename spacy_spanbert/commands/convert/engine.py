@@ -15,26 +15,30 @@ from ...errors import Errors, check_positive
 from ..text_input import check_encoding
 from .common import DEFAULT_SPANS_KEY, QA_SPANS_KEY, ConversionError, PathLike
 from .conll import read_conll
+from .conll2012 import read_conll2012
 from .goemotions import read_goemotions
 from .litbank import read_litbank
 from .prodigy import read_prodigy
+from .spert import SPERT_SPANS_KEY, read_spert
 from .squad import SquadStats, read_squad
 from .summary import format_squad_summary, format_summary, summarize
 from .trec import read_trec
 
-FORMATS = ("conll", "litbank", "prodigy", "trec", "goemotions", "squad")
+FORMATS = ("conll", "conll2012", "litbank", "prodigy", "trec", "goemotions", "squad", "spert")
 DEFAULT_ENCODINGS = {
     "conll": "utf-8",
+    "conll2012": "utf-8",
     "litbank": "utf-8",
     "prodigy": "utf-8",
     "trec": "iso-8859-1",
     "goemotions": "utf-8",
     "squad": "utf-8",
+    "spert": "utf-8",
 }
 # option -> (its command-line flag, the formats it applies to)
 FORMAT_OPTIONS = {
     "n_sents": ("--n-sents", ("conll", "litbank")),
-    "spans_key": ("--spans-key", ("litbank", "squad")),
+    "spans_key": ("--spans-key", ("litbank", "squad", "spert")),
     "fine": ("--fine", ("trec",)),
     "labels": ("--labels", ("goemotions",)),
 }
@@ -75,7 +79,7 @@ def convert(
     """Convert a corpus into a `.spacy` file (and a dev `.spacy` file).
 
     fmt (str): One of FORMATS.
-    input_path (PathLike): The input file (litbank: a folder or one file).
+    input_path (PathLike): The input file (litbank, conll2012: a folder or one file).
     output_path (PathLike): The `.spacy` file to write; folders are created.
     lang (str): The language of the blank pipeline that tokenizes.
     limit (Optional[int]): Keep only the first `limit` docs.
@@ -112,11 +116,12 @@ def convert(
         if dev_last >= len(docs):
             raise ConversionError(Errors.E162.format(path=input_path, n=dev_last, n_docs=len(docs)))
         docs, dev = docs[:-dev_last], docs[-dev_last:]
-    store_user_data = fmt == "squad"  # doc._.questions
+    store_user_data = fmt in ("squad", "spert")  # doc._.questions, doc._.relations
     _write(docs, output_path, store_user_data)
     if dev:
         _write(dev, dev_output, store_user_data)
-    summary = _summary(docs, dev, stats, output_path, dev_output, spans_key or DEFAULT_SPANS_KEY)
+    default_key = SPERT_SPANS_KEY if fmt == "spert" else DEFAULT_SPANS_KEY
+    summary = _summary(docs, dev, stats, output_path, dev_output, spans_key or default_key)
     if n_dropped:
         summary = f"Dropped {n_dropped} docs whose text occurs in {drop_texts_in}\n{summary}"
     return ConvertResult(docs, dev, n_dropped, summary)
@@ -188,6 +193,8 @@ def _read(
     common = {"limit": limit, "encoding": encoding}
     if fmt == "conll":
         return read_conll(path, nlp, n_sents=1 if n_sents is None else n_sents, **common), None
+    if fmt == "conll2012":
+        return read_conll2012(path, nlp, **common), None
     if fmt == "litbank":
         return read_litbank(path, nlp, spans_key=spans_key or DEFAULT_SPANS_KEY, n_sents=n_sents, **common), None
     if fmt == "prodigy":
@@ -196,6 +203,8 @@ def _read(
         return read_trec(path, nlp, fine=fine, **common), None
     if fmt == "squad":
         return read_squad(path, nlp, spans_key=spans_key or QA_SPANS_KEY, **common)
+    if fmt == "spert":
+        return read_spert(path, nlp, spans_key=spans_key or SPERT_SPANS_KEY, **common), None
     return read_goemotions(path, nlp, labels=labels, **common), None
 
 

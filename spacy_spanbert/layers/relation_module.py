@@ -1,0 +1,130 @@
+"""The PyTorch module behind `spacy-spanbert.RelationClassifier.v1`, and the
+thinc shim that builds it once the span width and the number of labels are
+known and saves it without pickle (safetensors, through serialize.py).
+
+For a pair (i, j) with pair representation `r_ij` (layers/span_pairs.py) and
+the candidate spans `k` lying strictly between the two arguments:
+
+    q_ij = W_q r_ij                      a query per pair
+    a_k  = softmax_k(q_ij . W_k g_k / sqrt(width))
+    c_ij = sum_k a_k g_k                 (zeros when nothing lies between)
+    logits_ij = W_2 GELU(W_1 [r_ij ; c_ij])     one logit per label
+
+SpERT max-pools the in-between context; attention weighs the spans instead,
+so that the weights show which span carried the relation. The context is
+computed over (pair, span) index rows, so its cost is the number of such rows:
+at most pairs x (max_distance x the suggester's widest span).
+"""
+
+import math
+from typing import Any, Dict
+
+import torch
+from thinc.api import PyTorchShim
+from thinc.util import get_torch_default_device
+from torch import nn
+
+from ..errors import Errors
+from ..serialize import load_state, state_from_bytes, state_to_bytes
+from .span_pairs import PairRepresentation
+
+# Names the relation head's weights in error messages.
+WHAT = "spanbert_rel: the saved relation-classifier weights"
+
+
+class RelationModule(nn.Module):
+    """Span vectors + pairs -> one logit per relation label and pair.
+
+    width (int): Width of the span vectors.
+    n_labels (int): Number of relation labels.
+    hidden_width (int): Width of the hidden layer of the output MLP.
+    feature_width (int): Width of the distance and width embeddings.
+    dropout (float): Dropout rate before the output layer.
+    """
+
+    def __init__(self, width: int, n_labels: int, hidden_width: int, feature_width: int, dropout: float):
+        super().__init__()
+        self.width = width
+        self.pairs = PairRepresentation(width, feature_width)
+        self.query = nn.Linear(self.pairs.n_out, width)
+        self.key = nn.Linear(width, width)
+        self.output = nn.Sequential(
+            nn.Linear(self.pairs.n_out + width, hidden_width),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_width, n_labels),
+        )
+
+    def forward(
+        self,
+        G: torch.Tensor,
+        starts: torch.Tensor,
+        ends: torch.Tensor,
+        heads: torch.Tensor,
+        tails: torch.Tensor,
+        context_pairs: torch.Tensor,
+        context_rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """G: [n_spans, width] span vectors; starts, ends: [n_spans] their
+        token offsets (one numbering per doc: pairs never cross docs); heads,
+        tails: [n_pairs] rows of G; context_pairs, context_rows: [n_context]
+        (pair, row of G) for each span between a pair's arguments.
+        RETURNS: [n_pairs, n_labels] logits."""
+        R = self.pairs(G, (starts, ends), heads, tails)
+        context = self.context(R, G, context_pairs, context_rows)
+        return self.output(torch.cat([R, context], dim=-1))
+
+    def context(
+        self, R: torch.Tensor, G: torch.Tensor, context_pairs: torch.Tensor, context_rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention of each pair over its in-between spans: a softmax per
+        segment of the (pair, row) list. RETURNS: [n_pairs, width]."""
+        n_pairs = R.shape[0]
+        out = G.new_zeros((n_pairs, self.width))
+        if context_pairs.shape[0] == 0:
+            return out
+        queries = self.query(R)[context_pairs]
+        values = G[context_rows]
+        scores = (queries * self.key(values)).sum(-1) / math.sqrt(self.width)
+        best = torch.full((n_pairs,), -torch.inf, dtype=scores.dtype, device=scores.device)
+        best = best.scatter_reduce(0, context_pairs, scores.detach(), reduce="amax")
+        weights = torch.exp(scores - best[context_pairs])
+        totals = scores.new_zeros((n_pairs,)).index_add(0, context_pairs, weights)
+        weights = weights / totals[context_pairs]
+        return out.index_add(0, context_pairs, weights[:, None] * values)
+
+
+class RelationShim(PyTorchShim):
+    """A PyTorchShim whose `RelationModule` is built at initialization and
+    serialized as safetensors plus a JSON config (nothing is unpickled)."""
+
+    def build(self, cfg: Dict[str, Any]) -> None:
+        self.cfg = dict(cfg)
+        self._model = RelationModule(**self.cfg).to(get_torch_default_device())
+
+    @property
+    def is_built(self) -> bool:
+        return self._model is not None
+
+    def to_bytes(self) -> bytes:
+        state = None if self._model is None else self._model.state_dict()
+        return state_to_bytes(state, self.cfg if self._model is not None else None)
+
+    def from_bytes(self, bytes_data: bytes) -> "RelationShim":
+        config, state = state_from_bytes(bytes_data, what=WHAT)
+        if config is None:
+            self._model = None
+            return self
+        if not isinstance(config, dict) or state is None:
+            raise ValueError(Errors.E050.format(what=WHAT))
+        self.build(config)
+        load_state(self._model, state, what=WHAT)
+        return self
+
+    def to_device(self, device_type: str, device_id: int) -> None:
+        if self._model is not None:
+            super().to_device(device_type, device_id)
+
+    def finish_update(self, optimizer) -> None:
+        if self._model is not None:
+            super().finish_update(optimizer)
