@@ -5,7 +5,7 @@ scorers; a packaged pipeline finds them through the entry points in
 pyproject.toml.
 """
 
-from . import _fork, architectures, callbacks, cleaner, coref, encoder, ner, qa, rel, suggesters, textcat  # noqa: F401  (registration)
+from . import _fork, architectures, callbacks, cleaner, coref, encoder, ner, optimize, qa, rel, suggesters, textcat  # noqa: F401  (registration)
 from .cleaner import SpanBertCleaner
 from .coref import SpanBertCoref, make_spanbert_coref
 from .data_classes import SpanBatch
