@@ -136,18 +136,22 @@ def annotate(
     run = run_local if engine == "local" else partial(run_ray, address=address)
     start = time.perf_counter()
     summaries, timings = run(job)
-    seconds = time.perf_counter() - start
-    result = {
+    result = _result(job, engine, summaries, seconds=time.perf_counter() - start, timings=timings)
+    write_manifest(output_dir, _manifest(result, model, input_path, shards, summaries))
+    return result
+
+
+def _result(job: Job, engine: str, summaries, *, seconds: float, timings: Dict[str, Any]) -> Dict[str, Any]:
+    """What `annotate` returns (and the manifest records) of a finished run."""
+    return {
         "engine": engine,
-        "workers": workers,
-        **_totals(shards, summaries),
-        "errors": merge_errors(output_dir, shards),
-        "shards": len(shards),
+        "workers": job.workers,
+        **_totals(job.shards, summaries),
+        "errors": merge_errors(job.output_dir, job.shards),
+        "shards": len(job.shards),
         "seconds": seconds,
         **timings,
     }
-    write_manifest(output_dir, _manifest(result, model, input_path, shards, summaries))
-    return result
 
 
 def _totals(shards: Sequence[Dict[str, Any]], summaries: Sequence[Dict[str, Any]]) -> Dict[str, int]:
