@@ -242,7 +242,7 @@ def test_optimize_cli(trained, tmp_path):
 
     import spacy_spanbert.commands.optimize.cli  # noqa: F401  (registers the command)
 
-    out = tmp_path / "cli"
+    out = tmp_path / "not" / "yet" / "cli"  # parent folders are made
     args = ["spanbert", "optimize", str(trained / "original"), str(out)]
     result = CliRunner().invoke(app, [*args, "--runtime", "torch", "--quantize", "int8"])
     assert result.exit_code == 0, result.output

@@ -78,6 +78,7 @@ def optimize_pipeline(
     optimized.meta[META_KEY] = record
     if runtime == "onnx":
         _add_requirement(optimized.meta, ONNX_REQUIREMENT)
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)  # spaCy's to_disk makes only the last folder
     optimized.to_disk(output_path)
     return record
 
