@@ -11,6 +11,8 @@ nested    configs/nested_ner.cfg              spancat (SpanCategorizer, same n-g
 textcat   configs/textcat.cfg                 textcat (TextCatEnsemble.v2 on the transformer)
 multilabel configs/textcat_multilabel.cfg     textcat_multilabel (TextCatEnsemble.v2)
 qa        configs/qa.cfg (spanbert_qa)        transformers (AutoModelForQuestionAnswering)
+rel       configs/rel.cfg (spanbert_ner +     pairs: ner + the rel_component tutorial's model
+          spanbert_rel)                       (benchmarks/rel_baseline.py)
 
 Both systems are trained by spaCy's own training loop (`spacy train`) from a
 config written to DIR/<system>/config.cfg, with the same transformer, steps,
@@ -41,6 +43,16 @@ no-answer threshold is chosen on dev (the official "best F1" threshold).
 Without `--test`, the dev docs are split in two halves: the threshold is
 chosen on the first, and the second is the held-out "test" split.
 results.json adds questions_per_second and the always-no-answer baseline.
+
+The rel task (data: `python -m spacy spanbert convert spert train.json
+T.spacy`, relations in `doc._.relations`) compares `spanbert` (configs/rel.cfg)
+with `pairs`: spaCy's `ner` (as in the ner task) and the tutorial-style
+relation component of rel_baseline.py, both listening to the transformer,
+pairing entities within rel.cfg's `max_distance` and checkpointed by rel.cfg's
+score weights. Both are scored end to end (`dev`, `test`) and with gold
+entities (`dev_gold_entities`, `test_gold_entities`): each doc, in the
+reference's tokens, gets the reference's `doc.ents` and the pipeline runs
+without its NER component, so the relation head alone is measured.
 
 Each training doc is backpropagated in one piece. A training set with docs of
 8,000 tokens or more gets a warning before training starts; `--set
@@ -96,7 +108,18 @@ TASKS: Dict[str, Dict[str, Any]] = {
         "main": "cats_macro_f",
         "report": ["cats_macro_f", "cats_micro_f", "cats_macro_auc"],
     },
+    "rel": {
+        "config": "rel.cfg",
+        "head": "spanbert_rel",
+        "baseline": "rel_pairs",
+        "main": "rel_micro_f",
+        "report": ["rel_micro_f", "rel_micro_p", "rel_micro_r", "rel_boundaries_f", "rel_macro_f", "ents_f"],
+    },
 }
+
+# The components that set doc.ents in each rel system, disabled in the
+# gold-entity evaluation.
+REL_NER = {"spanbert": "spanbert_ner", "pairs": "ner"}
 
 LISTENER = {
     "@architectures": "spacy-transformers.TransformerListener.v1",
@@ -171,6 +194,23 @@ def check_categories(task: str, paths: Dict[str, Optional[Path]]) -> None:
                 f"one positive label (the first: {first.text[:40]!r}, {', '.join(labels)}); "
                 f"the textcat task trains exclusive classes. Use the multilabel task for this data."
             )
+
+
+def check_relations(train: Path) -> None:
+    """Raise a ValueError, before any training, when no doc of the rel
+    task's training data has `doc._.relations`."""
+    from spacy_spanbert.rel import ensure_relations_extension, get_relations
+
+    ensure_relations_extension()
+    n_docs = n_relations = 0
+    for doc in read_docs(train):
+        n_docs += 1
+        n_relations += len(get_relations(doc))
+    if not n_relations:
+        raise ValueError(
+            f"rel: none of the {n_docs} docs of --train {train} has doc._.relations. Convert SpERT JSON "
+            f"with python -m spacy spanbert convert spert (or save docs with DocBin(store_user_data=True))."
+        )
 
 
 def gold_spans_key(train: Path, dev: Path, test: Optional[Path], requested: Optional[str]) -> str:
@@ -259,6 +299,32 @@ def baseline_component(task: str, max_size: int, spans_key: str = SPANS_KEY) -> 
     }
 
 
+def rel_pairs_components(config: Config) -> None:
+    """Make the loaded rel.cfg the `pairs` system: the transformer, spaCy's
+    `ner` (as in the ner task) and the tutorial-style relation component of
+    rel_baseline.py (importing it registers its factory), which pairs entities
+    like rel.cfg's spanbert_rel and is checkpointed by the same score weights."""
+    import rel_baseline
+
+    rel = config["components"]["spanbert_rel"]
+    for name in list(config["components"]):
+        if name != "transformer":
+            del config["components"][name]
+    config["components"]["ner"] = baseline_component("ner", 0)
+    config["components"][TASKS["rel"]["baseline"]] = {
+        "factory": rel_baseline.FACTORY,
+        "threshold": rel["threshold"],
+        "max_distance": rel["max_distance"],
+        "max_pairs": rel["max_pairs"],
+        "scorer": {"@scorers": "spacy-spanbert.rel_scorer.v1"},
+        "model": {"@architectures": rel_baseline.ARCHITECTURE, "nO": None, "tok2vec": dict(LISTENER)},
+    }
+    config["nlp"]["pipeline"] = ["transformer", "ner", TASKS["rel"]["baseline"]]
+    # rel.cfg's weights on the scores this pipeline has (no spanbert_ner span group)
+    weights = config["training"]["score_weights"]
+    config["training"]["score_weights"] = {k: v for k, v in weights.items() if not k.startswith("spans_")}
+
+
 def looks_like_a_path(encoder: str) -> bool:
     """Whether --encoder names a folder rather than a Hugging Face model name
     ("org/name"): it starts like a path or has more than one "/"."""
@@ -291,7 +357,9 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
     spec = TASKS[task]
     config = util.load_config(CONFIGS / spec["config"], overrides=args.overrides, interpolate=False)
     max_size = config["components"]["spanbert"]["model"]["suggester"]["max_size"]
-    if system == "spacy":
+    if system == "pairs":
+        rel_pairs_components(config)
+    elif system == "spacy":
         component = spec["baseline"]
         for name in list(config["components"]):
             if name != "transformer":
@@ -405,6 +473,33 @@ def evaluate(nlp, path: Path, batch_size: int) -> Dict[str, Any]:
     return scores
 
 
+def gold_entity_docs(examples: List[Example], vocab) -> List[Example]:
+    """The examples with fresh predicted docs in the reference's tokens that
+    carry the reference's entities (and nothing else)."""
+    from spacy.tokens import Doc, Span
+
+    out = []
+    for eg in examples:
+        ref = eg.reference
+        doc = Doc(vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
+        doc.ents = [Span(doc, e.start, e.end, label=e.label_) for e in ref.ents]
+        out.append(Example(doc, ref))
+    return out
+
+
+def evaluate_gold_entities(nlp, path: Path, batch_size: int, ner: str) -> Dict[str, Any]:
+    """Score NLP's relations on the corpus at PATH given the gold entities:
+    each doc gets the reference's `doc.ents` and the pipeline runs without
+    its NER component `ner`."""
+    examples = gold_entity_docs(list(Corpus(str(path))(nlp)), nlp.vocab)
+    with nlp.select_pipes(disable=[ner]):
+        predicted = list(nlp.pipe([eg.predicted for eg in examples], batch_size=batch_size))
+    # scored by the whole pipeline, so ents_f (of the gold entities) is there too
+    scored = [Example(doc, eg.reference) for doc, eg in zip(predicted, examples)]
+    scores = Scorer(nlp).score(scored)
+    return {k: v for k, v in scores.items() if not k.startswith(("token_", "speed"))}
+
+
 def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, Any]:
     from spacy.cli.train import train
 
@@ -429,6 +524,12 @@ def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, An
     if args.test:
         result["test"] = evaluate(nlp, args.test, args.eval_batch_size)
         result["test"].pop("words_per_second")
+    if task == "rel":
+        for split, path in (("dev", args.dev), ("test", args.test)):
+            if path is not None:
+                result[f"{split}_gold_entities"] = evaluate_gold_entities(
+                    nlp, path, args.eval_batch_size, REL_NER[system]
+                )
     result["curve"] = [json.loads(line) for line in curve_path.read_text().splitlines() if line]
     return result
 
@@ -448,6 +549,8 @@ def fmt(value: Any) -> str:
 
 
 def table(task: str, results: Dict[str, Any]) -> str:
+    if task == "rel":
+        return rel_table(results)
     spec = task_spec(task, results.get("spans_key", SPANS_KEY))
     systems = results["systems"]
     splits = [s for s in ("dev", "test") if all(s in r for r in systems.values())]
@@ -470,6 +573,36 @@ def table(task: str, results: Dict[str, Any]) -> str:
             f"x{a['words_per_second'] / b['words_per_second']:.2f}",
         ]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def rel_table(results: Dict[str, Any]) -> str:
+    """The rel table: per split, the end-to-end rows (predicted entities)
+    and the gold-entity rows (the relation head alone), each with the
+    differences to spanbert."""
+    report = TASKS["rel"]["report"]
+    systems = results["systems"]
+    head = ["split", "entities", "system"] + report + ["train s", "words/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for split in ("dev", "test"):
+        for entities, key in (("predicted", split), ("gold", f"{split}_gold_entities")):
+            if not all(key in r for r in systems.values()):
+                continue
+            for name, res in systems.items():
+                row = [split, entities, name] + [fmt(res[key].get(m)) for m in report]
+                row += [f"{res['train_seconds']:.0f}", f"{res['words_per_second']:.0f}"]
+                lines.append("| " + " | ".join(row) + " |")
+            for other in [name for name in systems if name != "spanbert" and "spanbert" in systems]:
+                a, b = systems["spanbert"], systems[other]
+                row = [split, entities, f"spanbert - {other}"]
+                for m in report:
+                    x, y = a[key].get(m), b[key].get(m)
+                    row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")
+                row += [
+                    f"x{a['train_seconds'] / b['train_seconds']:.2f}" if b["train_seconds"] else "-",
+                    f"x{a['words_per_second'] / b['words_per_second']:.2f}",
+                ]
+                lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -515,10 +648,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         nargs="+",
-        choices=["spanbert", "spacy", "spanmarker", "transformers"],
+        choices=["spanbert", "spacy", "spanmarker", "transformers", "pairs"],
         default=None,
-        help="default: spanbert spacy (qa: spanbert transformers); ner also takes spanmarker "
-        "(SpanMarker's own trainer; needs the [bench] extra)",
+        help="default: spanbert spacy (qa: spanbert transformers; rel: spanbert pairs); ner also takes "
+        "spanmarker (SpanMarker's own trainer; needs the [bench] extra)",
     )
     parser.add_argument(
         "--speed-rounds",
@@ -557,9 +690,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.task == "qa":
         return parse_qa_args(parser, args)
     if args.systems is None:
-        args.systems = ["spanbert", "spacy"]
+        args.systems = ["spanbert", "pairs"] if args.task == "rel" else ["spanbert", "spacy"]
     elif "transformers" in args.systems:
         parser.error("--systems transformers is for the qa task only")
+    if args.task == "rel" and not set(args.systems) <= {"spanbert", "pairs"}:
+        parser.error("rel compares the systems spanbert and pairs")
+    if "pairs" in args.systems and args.task != "rel":
+        parser.error("--systems pairs is for the rel task only")
     if "spanmarker" in args.systems and args.task != "ner":
         parser.error("--systems spanmarker is for the ner task only")
     args.overrides = {}
@@ -584,6 +721,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.task in ("textcat", "multilabel"):
         try:
             check_categories(args.task, {"--train": args.train, "--dev": args.dev, "--test": args.test})
+        except ValueError as err:
+            parser.error(str(err))
+    if args.task == "rel":
+        try:
+            check_relations(args.train)
         except ValueError as err:
             parser.error(str(err))
     if args.task == "nested":
@@ -662,7 +804,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             },
             "eval_frequency": args.eval_frequency or max(1, args.steps // 10),
             "seed": args.seed,
-            "selection": "best dev checkpoint (model-best)",
+            "selection": "best dev checkpoint (model-best)"
+            + (rel_selection(task_config) if args.task == "rel" else ""),
         },
         "settings": args.overrides,
         **({"spans_key": args.spans_key} if args.task == "nested" else {}),
@@ -686,6 +829,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     plot(args.task, results, args.output / "learning_curve.png")
     print(f"\nwrote {args.output / 'results.json'} and {args.output / 'learning_curve.png'}")
     return 0
+
+
+def rel_selection(config: Config) -> str:
+    """How the rel checkpoints are chosen: rel.cfg's non-zero score weights."""
+    weights = {k: v for k, v in config["training"]["score_weights"].items() if v}
+    return " by the score " + " + ".join(f"{v} {k}" for k, v in weights.items()) + " (both systems)"
 
 
 def ner_speed_side_by_side(args: argparse.Namespace) -> Dict[str, Any]:
