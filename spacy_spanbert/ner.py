@@ -7,25 +7,22 @@ greedy non-overlapping decode of them goes to `doc.ents`.
 """
 
 import warnings
-from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model
 from thinc.types import Floats2d, Ragged
 
 from .data_classes import doc_rows
 from .errors import Errors, Warnings, check_key
-from .layers.listener import SpanBertListener
-from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
-from .suggesters import PresetSpansSuggester
+from .heads import LabelledSpanBertHead
+from .learn_rate import LEARN_RATE_SCALE, check_learn_rate_scale
 
 DEFAULT_NER_MODEL_CONFIG = """
 [model]
@@ -148,8 +145,11 @@ def make_spanbert_ner(
     )
 
 
-class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
+class SpanBertNER(LabelledSpanBertHead):
     """Classify the candidate spans of `spanbert` into entity labels."""
+
+    invalid_label_error = Errors.E031
+    late_label_error = Errors.E032
 
     def __init__(
         self,
@@ -199,16 +199,6 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
             self.add_label(label)
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        """RETURNS (Tuple[str]): The labels, in the order of the model's columns."""
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        """RETURNS (List[str]): The labels, for `init labels`."""
-        return list(self.labels)
-
-    @property
     def spans_key(self) -> str:
         return self.cfg["spans_key"]
 
@@ -216,22 +206,6 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
     def is_initialized(self) -> bool:
         output = self.model.get_ref("scorer").get_ref("output")
         return output.has_param("W") is True
-
-    def add_label(self, label: str) -> int:
-        """Add a label before the component is initialized.
-
-        label (str): The label.
-        RETURNS (int): 1 if the label was added, 0 if it was already there.
-        """
-        if not isinstance(label, str) or not label:
-            raise ValueError(Errors.E031.format(name=self.name, label=label))
-        if label in self.labels:
-            return 0
-        if self.is_initialized:
-            raise ValueError(Errors.E032.format(name=self.name, label=label, n_labels=len(self.labels)))
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
 
     # -- prediction ------------------------------------------------------------
 
@@ -298,41 +272,6 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         doc.ents = sorted(kept, key=lambda s: (s.start, s.end))
 
     # -- training --------------------------------------------------------------
-
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from a batch of examples; the gradient flows back into the
-        upstream `spanbert` (and the transformer) through the listener.
-
-        examples (Iterable[Example]): A batch of examples.
-        drop (float): The dropout rate.
-        sgd (Optional[Optimizer]): An optimizer.
-        losses (Optional[Dict[str, float]]): Updated with this component's loss.
-        RETURNS (Dict[str, float]): The updated losses dictionary.
-        """
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "SpanBertNER.update")
-        examples = list(examples)
-        docs = [eg.predicted for eg in examples]
-        if not any(len(doc) for doc in docs):
-            return losses
-        self._check_initialized()
-        set_dropout_rate(self.model, drop)
-        (indices, scores), backprop = self.model.begin_update(docs)
-        loss, d_scores = self.get_loss(examples, (indices, scores))
-        backprop(d_scores)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
 
     def get_loss(self, examples: Iterable[Example], predictions: PredictionsT) -> Tuple[float, Floats2d]:
         """Weighted softmax cross-entropy over labels + "no entity", summed
@@ -402,15 +341,7 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         validate_get_examples(get_examples, "SpanBertNER.initialize")
         if nlp is not None:
             self._check_upstream(nlp)
-        if labels is not None:
-            for label in labels:
-                self.add_label(label)
-        elif not self.labels:
-            found = set()
-            for eg in get_examples():
-                found.update(span.label_ for span in self._reference_spans(eg))
-            for label in sorted(found):
-                self.add_label(label)
+        self._add_labels(get_examples, labels)
         if not self.labels:
             raise ValueError(Errors.E033.format(name=self.name, key=self.spans_key))
         self.model.set_dim("nO", len(self.labels) + 1)
@@ -418,46 +349,18 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
         if nlp is not None:
             self._check_suggester(nlp, get_examples)
 
-    def _reference_spans(self, example: Example) -> Iterable[Span]:
+    def _gold_labels(self, example: Example) -> Iterable[str]:
+        """RETURNS (Iterable[str]): The labels of the reference's group
+        `spans_key`, or of its `doc.ents` without one."""
         reference = example.reference
-        if self.spans_key in reference.spans:
-            return reference.spans[self.spans_key]
-        return reference.ents
-
-    def _find_encoder(self, nlp: Language) -> Optional[Tuple[str, Any]]:
-        """RETURNS (Optional[Tuple[str, Any]]): The name and component of the
-        `spanbert` encoder this head listens to, or None."""
-        for name, comp in nlp.pipeline:
-            if self.name in (getattr(comp, "listening_components", None) or []) and hasattr(comp, "suggester"):
-                return name, comp
-        return None
-
-    def _check_upstream(self, nlp: Language) -> None:
-        """Raise if the head has a SpanBertListener that no `spanbert`
-        component before it feeds (after `replace_listeners` it has none)."""
-        listeners = [n for n in self.model.walk() if isinstance(n, SpanBertListener)]
-        if not listeners or self._find_encoder(nlp) is not None:
-            return
-        raise ValueError(
-            Errors.E030.format(name=self.name, upstream=listeners[0].upstream_name, pipeline=nlp.pipe_names)
-        )
+        spans = reference.spans[self.spans_key] if self.spans_key in reference.spans else reference.ents
+        return (span.label_ for span in spans)
 
     def _check_suggester(self, nlp: Language, get_examples: Callable) -> None:
         """Warn once about gold spans that are never candidates."""
-        upstream = self._find_encoder(nlp)
-        if upstream is None:
-            return
-        up_name, encoder = upstream
-        suggester = encoder.suggester
-        if getattr(suggester, "requires", None) or isinstance(suggester, PresetSpansSuggester):
-            return  # its candidates depend on annotations set at run time
-        examples = [eg for eg in islice(get_examples(), 10000) if len(eg.predicted)]
-        if not examples:
-            return
-        found = suggester([eg.predicted for eg in examples], ops=self.model.ops)
+        up_name, sampled = self._candidates(nlp, get_examples)
         missed = total = longest = 0
-        for eg, (_, offsets) in zip(examples, doc_rows(self.model.ops, found)):
-            candidates = set(map(tuple, offsets.tolist()))
+        for eg, candidates in sampled:
             for span in self._gold_spans(eg):
                 total += 1
                 if (span.start, span.end) not in candidates:
@@ -469,7 +372,3 @@ class SpanBertNER(ScaledLearnRateMixin, TrainablePipe):
                 UserWarning,
                 stacklevel=2,
             )
-
-    def _check_initialized(self) -> None:
-        if not self.is_initialized:
-            raise ValueError(Errors.E009.format(name=self.name))

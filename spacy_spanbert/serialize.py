@@ -1,7 +1,8 @@
 """One serializer for torch state: safetensors bytes with a SHA-256, in a
 msgpack envelope next to a small config, so that loading a pipeline or a
-checkpoint never unpickles anything. Used by the span encoder's shim, the QA
-model and the pretraining checkpoints."""
+checkpoint never unpickles anything. Used by the shims of the package's torch
+modules (layers/torch_shim.py), the QA encoder, the optimized transformer and
+the pretraining checkpoints."""
 
 import hashlib
 from pathlib import Path

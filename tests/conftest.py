@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
-from thinc.api import SGD, fix_random_seed
+from thinc.api import SGD, Adam, fix_random_seed
 
 # The project's own scripts (the demo) are importable by the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -105,6 +105,21 @@ def round_trip(nlp, how: str, tmp_path):
     if how == "bytes":
         return spacy.util.load_model_from_config(nlp.config).from_bytes(nlp.to_bytes())
     return pickle.loads(pickle.dumps(nlp))
+
+
+def train_losses(nlp, examples, *, name: str, n_iter: int, lr: float):
+    """Initialize `nlp` on `examples` (seed 0) and train it on them as one
+    batch for `n_iter` steps of Adam(lr). RETURNS (List[float]): The loss of
+    component `name` at each step."""
+    fix_random_seed(0)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(lr)
+    history = []
+    for _ in range(n_iter):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+        history.append(losses[name])
+    return history
 
 
 def qa_step_deltas(nlp, examples):

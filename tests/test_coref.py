@@ -1,12 +1,13 @@
-import pickle
+from functools import partial
 
 import numpy
 import pytest
 import spacy
+from conftest import make_nlp, round_trip, train_losses
 from numpy.testing import assert_allclose
 from spacy.tokens import Span
 from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam
 
 from spacy_spanbert.coref import SpanBertCoref
 from spacy_spanbert.coref.clusters import follow_antecedents
@@ -46,22 +47,11 @@ def _clusters(doc, prefix="coref_clusters"):
     return [[(s.start, s.end) for s in doc.spans[k]] for k in keys]
 
 
-def _train(nlp, examples, n_iter=50, lr=0.002):
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(lr)
-    history = []
-    for _ in range(n_iter):
-        losses = {}
-        nlp.update(examples, sgd=optimizer, losses=losses)
-        history.append(losses["spanbert_coref"])
-    return history
+_train = partial(train_losses, name="spanbert_coref", n_iter=50, lr=0.002)
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_bert):
-    from conftest import make_nlp
-
     nlp = make_nlp(tiny_bert, NGRAMS_4)
     nlp.add_pipe("spanbert_coref", config={"model": {"dropout": 0.0}, "learn_rate_scale": 3.0})
     history = _train(nlp, _examples(nlp))
@@ -135,7 +125,7 @@ def test_coref_scores_after_training(trained):
     assert scores["coref_mention_f"] == pytest.approx(1.0)
 
 
-def test_coref_serialization_round_trips(trained, nlp_factory, tmp_path):
+def test_coref_serialization_round_trips(trained, tmp_path):
     nlp, _ = trained
     texts = [text for text, _ in DATA]
     expected = [(_clusters(d), d.spans["spanbert_mentions"].attrs["scores"]) for d in nlp.pipe(texts)]
@@ -145,12 +135,9 @@ def test_coref_serialization_round_trips(trained, nlp_factory, tmp_path):
             assert _clusters(doc) == clusters
             assert_allclose(doc.spans["spanbert_mentions"].attrs["scores"], scores, atol=1e-5)
 
-    nlp.to_disk(tmp_path / "pipeline")
-    check(spacy.load(tmp_path / "pipeline"))
-    nlp2 = _make(nlp_factory, model={"dropout": 0.0})
-    nlp2.from_bytes(nlp.to_bytes())
-    check(nlp2)
-    check(pickle.loads(pickle.dumps(nlp)))
+    for how in ("disk", "bytes", "pickle"):
+        (tmp_path / how).mkdir()
+        check(round_trip(nlp, how, tmp_path / how))
 
 
 def test_coref_batch_size_invariance(trained):

@@ -1,13 +1,14 @@
-import pickle
 import warnings
+from functools import partial
 
 import numpy
 import pytest
 import spacy
+from conftest import make_nlp, round_trip, train_losses
 from numpy.testing import assert_allclose
 from spacy.tokens import Span
 from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam
 
 import spacy_spanbert.ner  # noqa: F401  (registers the head)
 from spacy_spanbert.ner import SpanBertNER
@@ -48,16 +49,7 @@ def _make(nlp_factory, spanbert_config=None, **ner_config):
     return nlp
 
 
-def _train(nlp, examples, n_iter=60, lr=0.001):
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(lr)
-    history = []
-    for _ in range(n_iter):
-        losses = {}
-        nlp.update(examples, sgd=optimizer, losses=losses)
-        history.append(losses["spanbert_ner"])
-    return history
+_train = partial(train_losses, name="spanbert_ner", n_iter=60, lr=0.001)
 
 
 def _ents(doc):
@@ -70,8 +62,6 @@ def _group(doc):
 
 @pytest.fixture(scope="module")
 def trained_flat(tiny_bert):
-    from conftest import make_nlp
-
     nlp = make_nlp(tiny_bert)
     nlp.add_pipe("spanbert_ner")
     examples = _flat_examples(nlp)
@@ -228,7 +218,7 @@ def test_ner_overfitting_nested(nlp_factory):
             assert e1 <= s2
 
 
-def test_ner_serialization_round_trips(trained_flat, nlp_factory, tmp_path):
+def test_ner_serialization_round_trips(trained_flat, tmp_path):
     nlp, _ = trained_flat
     texts = [text for text, _ in FLAT]
     expected = [(_ents(d), d.spans["spanbert_ner"].attrs["scores"]) for d in nlp.pipe(texts)]
@@ -238,12 +228,9 @@ def test_ner_serialization_round_trips(trained_flat, nlp_factory, tmp_path):
             assert _ents(doc) == ents
             assert_allclose(doc.spans["spanbert_ner"].attrs["scores"], scores, atol=1e-5)
 
-    nlp.to_disk(tmp_path / "pipeline")
-    check(spacy.load(tmp_path / "pipeline"))
-    nlp2 = _make(nlp_factory)
-    nlp2.from_bytes(nlp.to_bytes())
-    check(nlp2)
-    check(pickle.loads(pickle.dumps(nlp)))
+    for how in ("disk", "bytes", "pickle"):
+        (tmp_path / how).mkdir()
+        check(round_trip(nlp, how, tmp_path / how))
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

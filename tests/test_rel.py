@@ -2,12 +2,14 @@
 
 import pickle
 import warnings
+from functools import partial
 
 import numpy
 import pytest
+from conftest import make_nlp, round_trip, train_losses
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam
 
 from spacy_spanbert.rel import SpanBertRelations, ensure_relations_extension, get_relations
 from spacy_spanbert.rel.pairs import select_pairs
@@ -46,16 +48,7 @@ def _make(nlp_factory, **config):
     return nlp
 
 
-def _train(nlp, examples, n_iter=50, lr=0.001):
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(lr)
-    history = []
-    for _ in range(n_iter):
-        losses = {}
-        nlp.update(examples, sgd=optimizer, losses=losses)
-        history.append(losses["spanbert_rel"])
-    return history
+_train = partial(train_losses, name="spanbert_rel", n_iter=50, lr=0.001)
 
 
 def _run(nlp, docs):
@@ -75,8 +68,6 @@ def _fresh(nlp, data=DATA):
 
 @pytest.fixture(scope="module")
 def trained(tiny_bert):
-    from conftest import make_nlp
-
     nlp = make_nlp(tiny_bert)
     nlp.add_pipe("spanbert_rel")
     history = _train(nlp, _examples(nlp))
@@ -152,8 +143,6 @@ def test_rel_bad_gold_records_error(nlp_factory):
 
 
 def test_rel_overfitting_IO(trained, tmp_path):
-    from conftest import round_trip
-
     nlp, history = trained
     assert history[-1] < history[0] * 0.1
     expected = [sorted(rels) for _, _, rels in DATA]
@@ -196,7 +185,6 @@ def test_rel_batch_size_invariance(trained):
 def test_rel_n_process_2(trained, tmp_path):
     """With an entity_ruler setting the entities, `nlp.pipe` gives the same
     relations in two processes as in one."""
-    from conftest import round_trip
 
     nlp = round_trip(trained[0], "disk", tmp_path)
     ruler = nlp.add_pipe("entity_ruler", first=True)

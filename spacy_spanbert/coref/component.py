@@ -15,18 +15,16 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model
 
 from ..data_classes import doc_rows
 from ..errors import Errors, Warnings, check_key
+from ..heads import SpanBertHead
 from ..layers.coref_scorer import CorefScores, GradT
-from ..layers.listener import SpanBertListener
-from ..learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
-from ..suggesters import PresetSpansSuggester
+from ..learn_rate import LEARN_RATE_SCALE, check_learn_rate_scale
 from .clusters import follow_antecedents, gold_mentions
 from .scoring import DEFAULT_CLUSTER_PREFIX, cluster_keys, score_coref
 
@@ -109,7 +107,7 @@ def make_spanbert_coref(
     )
 
 
-class SpanBertCoref(ScaledLearnRateMixin, TrainablePipe):
+class SpanBertCoref(SpanBertHead):
     """Resolve coreference among the candidate spans of `spanbert`."""
 
     def __init__(
@@ -204,41 +202,6 @@ class SpanBertCoref(ScaledLearnRateMixin, TrainablePipe):
 
     # -- training --------------------------------------------------------------
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from a batch of examples; the gradient flows back into the
-        upstream `spanbert` (and the transformer) through the listener.
-
-        examples (Iterable[Example]): A batch of examples.
-        drop (float): The dropout rate.
-        sgd (Optional[Optimizer]): An optimizer.
-        losses (Optional[Dict[str, float]]): Updated with this component's loss.
-        RETURNS (Dict[str, float]): The updated losses dictionary.
-        """
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "SpanBertCoref.update")
-        examples = list(examples)
-        docs = [eg.predicted for eg in examples]
-        if not any(len(doc) for doc in docs):
-            return losses
-        self._check_initialized()
-        set_dropout_rate(self.model, drop)
-        predictions, backprop = self.model.begin_update(docs)
-        loss, gradient = self.get_loss(examples, predictions)
-        backprop(gradient)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
-
     def get_loss(self, examples: Iterable[Example], predictions: CorefScores) -> Tuple[float, GradT]:
         """The negative marginal log-likelihood of the gold antecedents among
         each kept mention's candidates (the dummy when none is gold: a new
@@ -297,36 +260,11 @@ class SpanBertCoref(ScaledLearnRateMixin, TrainablePipe):
         if nlp is not None:
             self._check_suggester(nlp, get_examples)
 
-    def _find_encoder(self, nlp: Language) -> Optional[Tuple[str, Any]]:
-        """RETURNS (Optional[Tuple[str, Any]]): The name and component of the
-        `spanbert` encoder this head listens to, or None."""
-        for name, comp in nlp.pipeline:
-            if self.name in (getattr(comp, "listening_components", None) or []) and hasattr(comp, "suggester"):
-                return name, comp
-        return None
-
-    def _check_upstream(self, nlp: Language) -> None:
-        """Raise if the head has a SpanBertListener that no `spanbert` feeds."""
-        listeners = [n for n in self.model.walk() if isinstance(n, SpanBertListener)]
-        if listeners and self._find_encoder(nlp) is None:
-            raise ValueError(
-                Errors.E030.format(name=self.name, upstream=listeners[0].upstream_name, pipeline=nlp.pipe_names)
-            )
-
     def _check_suggester(self, nlp: Language, get_examples: Callable) -> None:
         """Warn once about gold mentions that are never candidates."""
-        upstream = self._find_encoder(nlp)
-        if upstream is None:
-            return
-        up_name, encoder = upstream
-        suggester = encoder.suggester
-        if getattr(suggester, "requires", None) or isinstance(suggester, PresetSpansSuggester):
-            return  # its candidates depend on annotations set at run time
-        examples = [eg for eg in islice(get_examples(), 10000) if len(eg.predicted)]
-        found = suggester([eg.predicted for eg in examples], ops=self.model.ops)
+        up_name, sampled = self._candidates(nlp, get_examples)
         missed = total = longest = 0
-        for eg, (_, offsets) in zip(examples, doc_rows(self.model.ops, found)):
-            candidates = set(map(tuple, offsets.tolist()))
+        for eg, candidates in sampled:
             for start, end in gold_mentions(eg, self.cfg["span_cluster_prefix"]):
                 total += 1
                 if (start, end) not in candidates:
@@ -338,7 +276,3 @@ class SpanBertCoref(ScaledLearnRateMixin, TrainablePipe):
                 UserWarning,
                 stacklevel=2,
             )
-
-    def _check_initialized(self) -> None:
-        if not self.is_initialized:
-            raise ValueError(Errors.E009.format(name=self.name))

@@ -21,21 +21,19 @@ O(C (C + window)) memory per block; fine scores O(M K (3d + h) h). All are
 linear in n; nothing of size M x M is built.
 """
 
-from typing import Any, Dict, List, Tuple
+from typing import List, Tuple
 
 import torch
-from thinc.api import PyTorchShim
-from thinc.util import get_torch_default_device
 from torch import nn
 
-from ..errors import Errors
-from ..serialize import load_state, state_from_bytes, state_to_bytes
 from .span_pairs import PairRepresentation
+from .torch_shim import ConfiguredTorchShim
 
 # Kept mentions whose antecedents are ranked together (one block).
 ROW_CHUNK = 256
 # Score of a padded antecedent slot: exp() of it is 0 next to the dummy's 0.
 MASKED = -1e4
+# Names the coreference weights in error messages.
 WHAT = "spanbert_coref: the saved coreference weights"
 
 
@@ -139,37 +137,9 @@ class CorefModule(nn.Module):
         return torch.cat(all_ants), torch.cat([scores.new_zeros((n, 1)), scores], dim=1)
 
 
-class CorefShim(PyTorchShim):
-    """A PyTorchShim whose module is built at initialization (when the width
-    of the span vectors is known) and saved as safetensors plus its config."""
+class CorefShim(ConfiguredTorchShim):
+    """The shim of `CorefModule`, built at initialization (when the width of
+    the span vectors is known) and saved without pickle."""
 
-    def build(self, cfg: Dict[str, Any]) -> None:
-        self.cfg = dict(cfg)
-        self._model = CorefModule(**self.cfg).to(get_torch_default_device())
-
-    @property
-    def is_built(self) -> bool:
-        return self._model is not None
-
-    def to_bytes(self) -> bytes:
-        state = None if self._model is None else self._model.state_dict()
-        return state_to_bytes(state, self.cfg if self._model is not None else None)
-
-    def from_bytes(self, bytes_data: bytes) -> "CorefShim":
-        config, state = state_from_bytes(bytes_data, what=WHAT)
-        if config is None:
-            self._model = None
-            return self
-        if not isinstance(config, dict) or state is None:
-            raise ValueError(Errors.E050.format(what=WHAT))
-        self.build(config)
-        load_state(self._model, state, what=WHAT)
-        return self
-
-    def to_device(self, device_type: str, device_id: int) -> None:
-        if self._model is not None:
-            super().to_device(device_type, device_id)
-
-    def finish_update(self, optimizer) -> None:
-        if self._model is not None:
-            super().finish_update(optimizer)
+    module_cls = CorefModule
+    what = WHAT

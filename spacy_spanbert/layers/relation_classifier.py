@@ -65,9 +65,7 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y=None) -> None:
         "feature_width": model.attrs["feature_width"],
         "dropout": model.attrs["dropout"],
     }
-    shim = model.shims[0]
-    if not shim.is_built or shim.cfg != cfg:
-        shim.build(cfg)
+    model.shims[0].ensure_built(cfg)
 
 
 def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Callable]:

@@ -17,16 +17,12 @@ at most pairs x (max_distance x the suggester's widest span).
 """
 
 import math
-from typing import Any, Dict
 
 import torch
-from thinc.api import PyTorchShim
-from thinc.util import get_torch_default_device
 from torch import nn
 
-from ..errors import Errors
-from ..serialize import load_state, state_from_bytes, state_to_bytes
 from .span_pairs import PairRepresentation
+from .torch_shim import ConfiguredTorchShim
 
 # Names the relation head's weights in error messages.
 WHAT = "spanbert_rel: the saved relation-classifier weights"
@@ -94,37 +90,9 @@ class RelationModule(nn.Module):
         return out.index_add(0, context_pairs, weights[:, None] * values)
 
 
-class RelationShim(PyTorchShim):
-    """A PyTorchShim whose `RelationModule` is built at initialization and
-    serialized as safetensors plus a JSON config (nothing is unpickled)."""
+class RelationShim(ConfiguredTorchShim):
+    """The shim of `RelationModule`, built at initialization (when the span
+    width and the number of labels are known) and saved without pickle."""
 
-    def build(self, cfg: Dict[str, Any]) -> None:
-        self.cfg = dict(cfg)
-        self._model = RelationModule(**self.cfg).to(get_torch_default_device())
-
-    @property
-    def is_built(self) -> bool:
-        return self._model is not None
-
-    def to_bytes(self) -> bytes:
-        state = None if self._model is None else self._model.state_dict()
-        return state_to_bytes(state, self.cfg if self._model is not None else None)
-
-    def from_bytes(self, bytes_data: bytes) -> "RelationShim":
-        config, state = state_from_bytes(bytes_data, what=WHAT)
-        if config is None:
-            self._model = None
-            return self
-        if not isinstance(config, dict) or state is None:
-            raise ValueError(Errors.E050.format(what=WHAT))
-        self.build(config)
-        load_state(self._model, state, what=WHAT)
-        return self
-
-    def to_device(self, device_type: str, device_id: int) -> None:
-        if self._model is not None:
-            super().to_device(device_type, device_id)
-
-    def finish_update(self, optimizer) -> None:
-        if self._model is not None:
-            super().finish_update(optimizer)
+    module_cls = RelationModule
+    what = WHAT

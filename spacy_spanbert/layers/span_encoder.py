@@ -74,7 +74,6 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y=None) -> None:
     n_heads = model.attrs["n_heads"]
     if model.attrs["n_layers"] > 0 and n_out % n_heads != 0:
         raise ValueError(Errors.E003.format(where="spanbert", width=n_out, n_heads=n_heads))
-    shim = model.shims[0]
     cfg = {
         "n_in": n_in,
         "hidden_width": n_out,
@@ -83,8 +82,7 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y=None) -> None:
         "window": model.attrs["window"],
         "dropout": model.attrs["dropout"],
     }
-    if not shim.is_built or shim.cfg != cfg:
-        shim.build(cfg)
+    model.shims[0].ensure_built(cfg)
 
 
 def forward(model: Model[InT, OutT], docs: InT, is_train: bool):

@@ -2,17 +2,14 @@
 shim that creates it once the input width is known and saves it without
 pickle (safetensors)."""
 
-from typing import Any, Dict, Tuple
+from typing import Tuple
 
 import torch
-from thinc.api import PyTorchShim
-from thinc.util import get_torch_default_device
 from torch import nn
 
-from ..errors import Errors
-from ..serialize import load_state, state_from_bytes, state_to_bytes
 from .span_attention import LocalSpanAttention
 from .span_representation import SpanRepresentation
+from .torch_shim import ConfiguredTorchShim
 
 # Inference on inputs longer than this (tokens in one batch) runs in chunks of
 # span starts of this size; see `SpanEncoderModule._spans_in_chunks`.
@@ -95,39 +92,9 @@ class SpanEncoderModule(nn.Module):
         return H
 
 
-class SpanEncoderShim(PyTorchShim):
-    """A PyTorchShim whose module is built at initialization (when the width
-    of the token vectors is known) and serialized as safetensors plus a JSON
-    config, so that loading a pipeline never unpickles anything."""
+class SpanEncoderShim(ConfiguredTorchShim):
+    """The shim of `SpanEncoderModule`, built at initialization (when the
+    width of the token vectors is known) and saved without pickle."""
 
-    def build(self, cfg: Dict[str, Any]) -> None:
-        self.cfg = dict(cfg)
-        module = SpanEncoderModule(**self.cfg)
-        self._model = module.to(get_torch_default_device())
-
-    @property
-    def is_built(self) -> bool:
-        return self._model is not None
-
-    def to_bytes(self) -> bytes:
-        state = None if self._model is None else self._model.state_dict()
-        return state_to_bytes(state, self.cfg if self._model is not None else None)
-
-    def from_bytes(self, bytes_data: bytes) -> "SpanEncoderShim":
-        config, state = state_from_bytes(bytes_data, what=WHAT)
-        if config is None:
-            self._model = None
-            return self
-        if not isinstance(config, dict) or state is None:
-            raise ValueError(Errors.E050.format(what=WHAT))
-        self.build(config)
-        load_state(self._model, state, what=WHAT)
-        return self
-
-    def to_device(self, device_type: str, device_id: int) -> None:
-        if self._model is not None:
-            super().to_device(device_type, device_id)
-
-    def finish_update(self, optimizer) -> None:
-        if self._model is not None:
-            super().finish_update(optimizer)
+    module_cls = SpanEncoderModule
+    what = WHAT

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy
 import torch
-from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats1d, Floats3d
 from thinc.util import get_torch_default_device
@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import Errors
 from ..layers.span_representation import SpanRepresentation
+from ..layers.torch_shim import ConfiguredTorchShim, LazyTorchShim
 from ..learn_rate import ScaledLearnRate
 from ..serialize import load_state, state_from_bytes, state_to_bytes
 
@@ -84,23 +85,7 @@ class QAHeads(nn.Module):
         return span_scores, null_scores
 
 
-class _LazyShim(PyTorchShim):
-    """A PyTorchShim whose module is made at initialize (None before)."""
-
-    @property
-    def is_built(self) -> bool:
-        return self._model is not None
-
-    def to_device(self, device_type: str, device_id: int) -> None:
-        if self._model is not None:
-            super().to_device(device_type, device_id)
-
-    def finish_update(self, optimizer: Any) -> None:
-        if self._model is not None:
-            super().finish_update(optimizer)
-
-
-class QAEncoderShim(_LazyShim):
+class QAEncoderShim(LazyTorchShim):
     """The Hugging Face encoder (`AutoModel`) and its fast tokenizer."""
 
     tokenizer: Any = None
@@ -157,40 +142,23 @@ class QAEncoderShim(_LazyShim):
         return self
 
 
-class QAHeadsShim(_LazyShim):
+class QAHeadsShim(ConfiguredTorchShim):
     """The answer heads (`QAHeads`), trained at `lr_scale` times the rate of
     the optimizer they are updated with.
 
     lr_scale (float): The learning-rate multiplier (`head_lr_scale`).
     """
 
+    module_cls = QAHeads
+    what = HEADS_WHAT
+    config_keys = frozenset({"n_in", "hidden_width", "dropout"})
+
     def __init__(self, model: Optional[QAHeads], *, lr_scale: float) -> None:
         super().__init__(model)
         self.lr_scale = lr_scale
 
-    def build(self, cfg: Dict[str, Any]) -> None:
-        """Make fresh heads. cfg (Dict[str, Any]): `QAHeads`' arguments."""
-        self.cfg = dict(cfg)
-        self._model = QAHeads(**self.cfg).to(get_torch_default_device())
-
     def finish_update(self, optimizer: Any) -> None:
         super().finish_update(ScaledLearnRate(optimizer, self.lr_scale))
-
-    def to_bytes(self) -> bytes:
-        if self._model is None:
-            return state_to_bytes(None, None)
-        return state_to_bytes(self._model.state_dict(), self.cfg)
-
-    def from_bytes(self, bytes_data: bytes) -> "QAHeadsShim":
-        config, state = state_from_bytes(bytes_data, what=HEADS_WHAT)
-        if config is None:
-            self._model = None
-            return self
-        if not isinstance(config, dict) or set(config) != {"n_in", "hidden_width", "dropout"} or state is None:
-            raise ValueError(Errors.E050.format(what=HEADS_WHAT))
-        self.build(config)
-        load_state(self._model, state, what=HEADS_WHAT)
-        return self
 
 
 def _encoder_kwargs(config: Any) -> Dict[str, Any]:

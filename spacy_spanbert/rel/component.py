@@ -17,23 +17,20 @@ entities on the doc, as set by the components before this one.
 
 import math
 import warnings
-from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model
 from thinc.types import Floats2d
 
-from ..data_classes import doc_rows
 from ..errors import Errors, Warnings
+from ..heads import LabelledSpanBertHead
 from ..layers.listener import SpanBertListener
-from ..learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
-from ..suggesters import PresetSpansSuggester
+from ..learn_rate import LEARN_RATE_SCALE, check_learn_rate_scale
 from .pairs import doc_entities, sample_negatives, select_pairs, sentence_ids
 from .records import RELATIONS_ATTR, ensure_relations_extension, make_record, read_triples
 from .scoring import score_relations
@@ -149,8 +146,11 @@ def make_spanbert_rel(
     )
 
 
-class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
+class SpanBertRelations(LabelledSpanBertHead):
     """Classify pairs of entities into relation labels (independent sigmoids)."""
+
+    invalid_label_error = Errors.E505
+    late_label_error = Errors.E506
 
     def __init__(
         self,
@@ -195,34 +195,8 @@ class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
             self.add_label(label)
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        """RETURNS (Tuple[str]): The labels, in the order of the model's columns."""
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        """RETURNS (List[str]): The labels, for `init labels`."""
-        return list(self.labels)
-
-    @property
     def is_initialized(self) -> bool:
         return self.model.shims[0].is_built
-
-    def add_label(self, label: str) -> int:
-        """Add a label before the component is initialized.
-
-        label (str): The label.
-        RETURNS (int): 1 if the label was added, 0 if it was already there.
-        """
-        if not isinstance(label, str) or not label:
-            raise ValueError(Errors.E505.format(name=self.name, label=label))
-        if label in self.labels:
-            return 0
-        if self.is_initialized:
-            raise ValueError(Errors.E506.format(name=self.name, label=label, n_labels=len(self.labels)))
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
 
     # -- prediction ------------------------------------------------------------
 
@@ -284,44 +258,22 @@ class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
 
     # -- training --------------------------------------------------------------
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from a batch of examples (gold entities, gold relations and
-        sampled negatives); the gradient flows back into `spanbert` through
-        the listener, which is called even for a batch without pairs so that
-        the encoder still gets its other heads' gradient.
+    def _learn(self, examples: List[Example], docs: List[Doc]) -> float:
+        """One forward and backward pass over a batch: its gold relations and
+        sampled negative pairs. The gradient is passed back even for a batch
+        without pairs, so that the listener still hands `spanbert` the
+        gradient of its other heads.
 
-        examples (Iterable[Example]): A batch of examples.
-        drop (float): The dropout rate.
-        sgd (Optional[Optimizer]): An optimizer.
-        losses (Optional[Dict[str, float]]): Updated with this component's loss.
-        RETURNS (Dict[str, float]): The updated losses dictionary.
+        examples (List[Example]): The batch.
+        docs (List[Doc]): Their predicted docs.
+        RETURNS (float): The loss.
         """
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "SpanBertRelations.update")
-        examples = list(examples)
-        docs = [eg.predicted for eg in examples]
-        if not any(len(doc) for doc in docs):
-            return losses
-        self._check_initialized()
         pairs = [self._training_pairs(eg) for eg in examples]
         self._n_updates += 1
-        set_dropout_rate(self.model, drop)
         (kept, logits), backprop = self.model.begin_update((docs, pairs))
         loss, d_logits = self.get_loss(examples, (pairs, kept, logits))
         backprop(d_logits)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        return loss
 
     def _training_pairs(self, example: Example) -> numpy.ndarray:
         """The gold relation pairs and sampled negative pairs of an example,
@@ -382,15 +334,7 @@ class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
         validate_get_examples(get_examples, "SpanBertRelations.initialize")
         if nlp is not None:
             self._check_upstream(nlp)
-        if labels is not None:
-            for label in labels:
-                self.add_label(label)
-        elif not self.labels:
-            found = set()
-            for eg in get_examples():
-                found.update(label for _, _, label in read_triples(eg.reference, self.name))
-            for label in sorted(found):
-                self.add_label(label)
+        self._add_labels(get_examples, labels)
         if not self.labels:
             raise ValueError(Errors.E503.format(name=self.name))
         if self.cfg["type_constraints"] == "learned":
@@ -399,6 +343,10 @@ class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
         self.model.initialize()
         if nlp is not None:
             self._check_reachable(nlp, get_examples)
+
+    def _gold_labels(self, example: Example) -> Iterable[str]:
+        """RETURNS (Iterable[str]): The labels of the reference's `doc._.relations`."""
+        return (label for _, _, label in read_triples(example.reference, self.name))
 
     def _learn_types(self, get_examples: Callable) -> Dict[str, List[List[str]]]:
         """RETURNS (Dict[str, List[List[str]]]): Per label, the sorted
@@ -411,36 +359,16 @@ class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
                     seen[label].add((types.get(head, ""), types.get(tail, "")))
         return {label: [list(t) for t in sorted(pairs)] for label, pairs in seen.items()}
 
-    def _find_encoder(self, nlp: Language) -> Optional[Tuple[str, Any]]:
-        """RETURNS (Optional[Tuple[str, Any]]): The `spanbert` component this
-        head listens to (name, component), or None."""
-        for name, comp in nlp.pipeline:
-            if self.name in (getattr(comp, "listening_components", None) or []) and hasattr(comp, "suggester"):
-                return name, comp
-        return None
-
-    def _check_upstream(self, nlp: Language) -> None:
-        listeners = [n for n in self.model.walk() if isinstance(n, SpanBertListener)]
-        if listeners and self._find_encoder(nlp) is None:
-            raise ValueError(Errors.E507.format(name=self.name, pipeline=nlp.pipe_names))
+    def _no_upstream_message(self, listener: SpanBertListener, nlp: Language) -> str:
+        """RETURNS (str): The relation head's own message (E507)."""
+        return Errors.E507.format(name=self.name, pipeline=nlp.pipe_names)
 
     def _check_reachable(self, nlp: Language, get_examples: Callable) -> None:
         """Warn once about gold relations that can never be predicted: an
         argument is not a candidate span, or the pair is not selected."""
-        upstream = self._find_encoder(nlp)
-        if upstream is None:
-            return
-        up_name, encoder = upstream
-        suggester = encoder.suggester
-        if getattr(suggester, "requires", None) or isinstance(suggester, PresetSpansSuggester):
-            return  # its candidates depend on annotations set at run time
-        examples = [eg for eg in islice(get_examples(), 10000) if len(eg.predicted)]
-        if not examples:
-            return
-        found = suggester([eg.predicted for eg in examples], ops=self.model.ops)
+        up_name, sampled = self._candidates(nlp, get_examples)
         total = not_candidates = too_far = longest = 0
-        for eg, (_, offsets) in zip(examples, doc_rows(self.model.ops, found)):
-            candidates = set(map(tuple, offsets.tolist()))
+        for eg, candidates in sampled:
             reachable = {(tuple(r[:2]), tuple(r[2:])) for r in self._training_pairs_all(eg)}
             for (head, tail), found_labels in gold_relations(eg, self.name).items():
                 labels = [label for label in found_labels if label in self.labels]
@@ -472,7 +400,3 @@ class SpanBertRelations(ScaledLearnRateMixin, TrainablePipe):
             example, self.cfg["spans_key"], self.labels, self._select, training_sentence_ids(example), self.name
         )
         return positives
-
-    def _check_initialized(self) -> None:
-        if not self.is_initialized:
-            raise ValueError(Errors.E009.format(name=self.name))
