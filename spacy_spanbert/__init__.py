@@ -10,6 +10,7 @@ from .cleaner import SpanBertCleaner
 from .coref import SpanBertCoref, make_spanbert_coref
 from .data_classes import SpanBatch
 from .encoder import SpanBert, make_spanbert
+from .evidence import fit_occlusion_estimator
 from .layers.listener import SpanBertListener
 from .ner import SpanBertNER, make_spanbert_ner
 from .qa import SpanBertQA, make_spanbert_qa
@@ -44,6 +45,7 @@ __all__ = [
     "make_spanbert_rel",
     "make_spanbert_textcat",
     "make_spanbert_textcat_multilabel",
+    "fit_occlusion_estimator",
     "get_relations",
     "predict_with_evidence",
     "__version__",

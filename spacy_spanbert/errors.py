@@ -177,6 +177,31 @@ class Errors(metaclass=ErrorsWithCodes):
         "[components.<textcat>.model] score_scale, e.g. 30.0."
     )
 
+    # evidence (evidence.py, the text classifiers): E080-E089
+    E080 = (
+        "Evidence: the pipeline has no text classifier that stores evidence named "
+        "'{component}' (pipeline: {pipeline}). Add a spanbert_textcat or "
+        "spanbert_textcat_multilabel, or name one that is there."
+    )
+    E081 = (
+        "{name}: no sample doc of two or more tokens had a one-token candidate for each "
+        "token, so there is nothing to fit the occlusion estimator on. It needs a "
+        "suggester with min_size = 1 (the n-gram suggesters' default) and no "
+        "spanbert_cleaner before the text classifier."
+    )
+    E082 = "Evidence: the pipeline has no 'spanbert' component (pipeline: {pipeline})."
+    E083 = (
+        "{name}: evidence_method must be one of {methods}, got {value!r}. 'auto' uses the "
+        "occlusion estimator once it is fitted (spacy spanbert fit-evidence), else attention."
+    )
+    E084 = (
+        "{name}: evidence_method is 'occlusion_estimate' but {problem}. Fit it with "
+        "python -m spacy spanbert fit-evidence MODEL DATA.spacy OUTPUT (or "
+        'spacy_spanbert.fit_occlusion_estimator), or set evidence_method = "auto".'
+    )
+
+    E085 = "spacy spanbert fit-evidence: DATA {path} is not a file; give a .spacy file of sample docs."
+
     # torch state (serialize.py)
     E050 = (
         "{what} are not in the expected format (msgpack with 'config' and safetensors "

@@ -24,6 +24,7 @@ from thinc.types import Floats2d, Ragged
 
 from .data_classes import doc_rows
 from .errors import Errors, check_positive
+from .evidence import METHODS, estimate_drops
 from .layers.label_attention import predict_with_weights
 from .layers.listener import SpanBertListener
 from .learn_rate import LEARN_RATE_SCALE, ScaledLearnRateMixin, check_learn_rate_scale
@@ -65,16 +66,20 @@ TEXTCAT_SCORE_WEIGHTS = {
 EvidenceT = Tuple[Floats2d, Ragged, Floats2d]
 
 
-def predict_with_evidence(model: Model, docs: List[Doc]) -> EvidenceT:
+def predict_with_evidence(model: Model, docs: List[Doc], estimator: Optional[Dict[str, Any]] = None) -> EvidenceT:
     """The label scores of `model.predict(docs)` and, from the same forward
-    pass, the attention each label pays to each candidate span: the evidence
-    the `spanbert_textcat` components store on the docs. The `spanbert`
-    component must have annotated `docs`.
+    pass, the evidence weight of each candidate span for each label: the
+    attention the label pays to it, or with an occlusion estimator
+    (evidence.py) the estimated drop of the label's probability without the
+    token of each one-token candidate (-inf for the other candidates). The
+    `spanbert` component must have annotated `docs`.
 
     model (Model): A `SpanAttentionTextCat` model, e.g.
         `nlp.get_pipe("textcat").model` (spaCy's own `textcat` with this
         architecture works too).
     docs (List[Doc]): The docs.
+    estimator (Optional[Dict[str, Any]]): A fitted occlusion estimator; None
+        for attention.
     RETURNS (Tuple[Floats2d, Ragged, Floats2d]): One row of scores per doc,
         the `[start, end)` rows of the spans with one length per doc, and one
         row of label weights per span.
@@ -82,6 +87,8 @@ def predict_with_evidence(model: Model, docs: List[Doc]) -> EvidenceT:
     batch = model.get_ref("tok2vec").predict(docs)
     logits, weights = predict_with_weights(model.get_ref("label_attention"), batch)
     scores = model.get_ref("activation").predict(logits)
+    if estimator is not None:
+        weights = estimate_drops(estimator, batch.indices, batch.vectors, model.ops)
     return scores, batch.indices, weights
 
 
@@ -97,6 +104,7 @@ def predict_with_evidence(model: Model, docs: List[Doc]) -> EvidenceT:
         "scorer": {"@scorers": "spacy.textcat_scorer.v2"},
         "evidence_key": "{name}_evidence",
         "evidence_top_k": 3,
+        "evidence_method": "auto",
         "learn_rate_scale": LEARN_RATE_SCALE,
     },
     default_score_weights=TEXTCAT_SCORE_WEIGHTS,
@@ -109,6 +117,7 @@ def make_spanbert_textcat(
     scorer: Optional[Callable],
     evidence_key: Optional[str],
     evidence_top_k: int,
+    evidence_method: str,
     learn_rate_scale: float,
 ) -> "SpanBertTextCategorizer":
     """Create spaCy's single-label `textcat` with span-attention evidence.
@@ -121,6 +130,9 @@ def make_spanbert_textcat(
         `doc.spans[evidence_key]`; "{name}" is replaced by the component name.
         None to write no evidence.
     evidence_top_k (int): Number of spans kept per label and doc.
+    evidence_method (str): "attention" (the label attention), "occlusion_estimate"
+        (the fitted occlusion estimator, evidence.py) or "auto" (the estimator
+        once fitted, else attention).
     learn_rate_scale (float): Train this component's own weights at this
         multiple of the optimizer's learning rate (the transformer keeps the
         optimizer's rate).
@@ -133,6 +145,7 @@ def make_spanbert_textcat(
         scorer=scorer,
         evidence_key=evidence_key,
         evidence_top_k=evidence_top_k,
+        evidence_method=evidence_method,
         learn_rate_scale=learn_rate_scale,
     )
 
@@ -146,6 +159,7 @@ def make_spanbert_textcat(
         "scorer": {"@scorers": "spacy.textcat_multilabel_scorer.v2"},
         "evidence_key": "{name}_evidence",
         "evidence_top_k": 3,
+        "evidence_method": "auto",
         "learn_rate_scale": LEARN_RATE_SCALE,
     },
     default_score_weights=TEXTCAT_SCORE_WEIGHTS,
@@ -158,6 +172,7 @@ def make_spanbert_textcat_multilabel(
     scorer: Optional[Callable],
     evidence_key: Optional[str],
     evidence_top_k: int,
+    evidence_method: str,
     learn_rate_scale: float,
 ) -> "SpanBertMultiLabelTextCategorizer":
     """Create spaCy's `textcat_multilabel` with span-attention evidence.
@@ -170,6 +185,9 @@ def make_spanbert_textcat_multilabel(
         `doc.spans[evidence_key]`; "{name}" is replaced by the component name.
         None to write no evidence.
     evidence_top_k (int): Number of spans kept per label and doc.
+    evidence_method (str): "attention" (the label attention), "occlusion_estimate"
+        (the fitted occlusion estimator, evidence.py) or "auto" (the estimator
+        once fitted, else attention).
     learn_rate_scale (float): Train this component's own weights at this
         multiple of the optimizer's learning rate (the transformer keeps the
         optimizer's rate).
@@ -182,6 +200,7 @@ def make_spanbert_textcat_multilabel(
         scorer=scorer,
         evidence_key=evidence_key,
         evidence_top_k=evidence_top_k,
+        evidence_method=evidence_method,
         learn_rate_scale=learn_rate_scale,
     )
 
@@ -196,8 +215,13 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
     order of `labels`, the top `evidence_top_k` candidate spans by weight
     (fewer if the doc has fewer), each labelled with the text label. Its attrs:
     "weights" (numpy float32, one per span, descending within a label),
-    "labels" (the labels, in group order), "top_k" and "n_candidates" (the
-    number of spans the weights were spread over: 1/n is uniform attention).
+    "labels" (the labels, in group order), "top_k", "n_candidates" (the
+    number of spans the weights were spread over: 1/n is uniform attention)
+    and "method". With "attention" the weights are the label's attention
+    (summing to 1 over the doc's candidates); with "occlusion_estimate" the
+    evidence is single tokens and the weights their estimated probability
+    drops (evidence.py), which follow real occlusion where attention over
+    contextual span vectors spreads.
     """
 
     def __init__(
@@ -210,6 +234,7 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
         scorer: Optional[Callable] = textcat_score,
         evidence_key: Optional[str] = "{name}_evidence",
         evidence_top_k: int = 3,
+        evidence_method: str = "auto",
         learn_rate_scale: float = LEARN_RATE_SCALE,
     ) -> None:
         """
@@ -221,6 +246,7 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
         evidence_key (Optional[str]): Key of the evidence span group; "{name}"
             is replaced by `name`. None to write no evidence.
         evidence_top_k (int): Number of spans kept per label and doc.
+        evidence_method (str): "attention", "occlusion_estimate" or "auto".
         learn_rate_scale (float): Multiplier of the optimizer's learning rate
             for this component's weights.
         """
@@ -232,9 +258,12 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
                 raise ValueError(Errors.E037.format(name=name, value=evidence_key))
             evidence_key = evidence_key.replace("{name}", name)
         check_positive(name, "evidence_top_k", evidence_top_k)
+        if evidence_method not in METHODS:
+            raise ValueError(Errors.E083.format(name=name, methods=list(METHODS), value=evidence_method))
         super().__init__(vocab, model, name, threshold=threshold, scorer=scorer)
         self.cfg["evidence_key"] = evidence_key
         self.cfg["evidence_top_k"] = evidence_top_k
+        self.cfg["evidence_method"] = evidence_method
         self.cfg["learn_rate_scale"] = check_learn_rate_scale(name, learn_rate_scale)
 
     @property
@@ -259,7 +288,26 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
         # Empty docs go through the model like any other: no spans and a zero
         # doc vector leave the output bias, so an empty doc's cats do not
         # depend on its batch and exclusive classes sum to 1.
-        return predict_with_evidence(self.model, list(docs))
+        return predict_with_evidence(self.model, list(docs), self._estimator())
+
+    @property
+    def evidence_method(self) -> str:
+        """RETURNS (str): The evidence in use: "attention" or "occlusion_estimate"."""
+        if self.cfg.get("evidence_method", "auto") == "auto":
+            return "occlusion_estimate" if self.cfg.get("occlusion_estimator") else "attention"
+        return self.cfg["evidence_method"]
+
+    def _estimator(self) -> Optional[Dict[str, Any]]:
+        """The fitted occlusion estimator when it is the evidence in use."""
+        if self.evidence_key is None or self.evidence_method != "occlusion_estimate":
+            return None
+        estimator = self.cfg.get("occlusion_estimator")
+        if not estimator:
+            raise ValueError(Errors.E084.format(name=self.name, problem="no estimator is fitted"))
+        if list(estimator["labels"]) != list(self.labels):
+            problem = f"it was fitted for the labels {estimator['labels']}, not {list(self.labels)}"
+            raise ValueError(Errors.E084.format(name=self.name, problem=problem))
+        return estimator
 
     def set_annotations(self, docs: Iterable[Doc], predictions: EvidenceT) -> None:
         """Set `doc.cats` and, unless `evidence_key` is None, the evidence
@@ -279,16 +327,20 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
         weights = ops.to_numpy(weights)
         labels = list(self.labels)
         top_k = self.evidence_top_k
+        method = self.evidence_method
         for doc, (rows, doc_offsets) in zip(docs, doc_rows(ops, indices)):
             n = len(doc_offsets)
             doc_weights = weights[rows, : len(labels)]
             # Rows of the top spans, best first, one column per label; ties
-            # keep the candidates' order.
+            # keep the candidates' order. Candidates an estimator does not
+            # score (-inf) are never evidence.
             top = numpy.argsort(-doc_weights, axis=0, kind="stable")[:top_k]
             spans = []
             kept = []
             for j, label in enumerate(labels):
                 for row in top[:, j]:
+                    if not numpy.isfinite(doc_weights[row, j]):
+                        continue
                     s, e = doc_offsets[row]
                     spans.append(Span(doc, int(s), int(e), label=label))
                     kept.append(doc_weights[row, j])
@@ -297,6 +349,7 @@ class SpanBertTextCategorizer(ScaledLearnRateMixin, TextCategorizer):
                 "labels": labels,
                 "top_k": top_k,
                 "n_candidates": n,
+                "method": method,
             }
             doc.spans[key] = SpanGroup(doc, name=key, attrs=attrs, spans=spans)
 
@@ -320,6 +373,7 @@ class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_Text
         scorer: Optional[Callable] = textcat_multilabel_score,
         evidence_key: Optional[str] = "{name}_evidence",
         evidence_top_k: int = 3,
+        evidence_method: str = "auto",
         learn_rate_scale: float = LEARN_RATE_SCALE,
     ) -> None:
         """
@@ -331,6 +385,7 @@ class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_Text
         evidence_key (Optional[str]): Key of the evidence span group; "{name}"
             is replaced by `name`. None to write no evidence.
         evidence_top_k (int): Number of spans kept per label and doc.
+        evidence_method (str): "attention", "occlusion_estimate" or "auto".
         learn_rate_scale (float): Multiplier of the optimizer's learning rate
             for this component's weights.
         """
@@ -342,5 +397,6 @@ class SpanBertMultiLabelTextCategorizer(SpanBertTextCategorizer, MultiLabel_Text
             scorer=scorer,
             evidence_key=evidence_key,
             evidence_top_k=evidence_top_k,
+            evidence_method=evidence_method,
             learn_rate_scale=learn_rate_scale,
         )

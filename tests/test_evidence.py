@@ -1,188 +1,146 @@
-"""benchmarks/evidence.py: the ERASER metrics on hand-built cases (a fake
-classifier whose probability depends on which tokens are present) and the
-command line on a tiny trained pipeline."""
-
-import importlib.util
-import json
-from pathlib import Path
+"""spacy_spanbert/evidence.py: the occlusion estimator, fitted on real
+leave-one-out drops and used as the text classifiers' evidence."""
 
 import numpy
 import pytest
-from spacy.tokens import DocBin
+import spacy
+from conftest import make_nlp, round_trip
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from spacy_spanbert import fit_occlusion_estimator
+from spacy_spanbert.evidence import _ridge
+
+SUGGESTER = {"model": {"suggester": {"@misc": "spacy-spanbert.ngram_suggester.v1", "min_size": 1, "max_size": 2}}}
+# The label is decided by one keyword ("great" / "awful") among fillers.
+FILLERS = ["the", "movie", "was", "really", "quite", "today", "and", "it"]
+KEYWORDS = {"great": {"POS": 1.0, "NEG": 0.0}, "awful": {"POS": 0.0, "NEG": 1.0}}
 
 
-def _load_evidence():
-    spec = importlib.util.spec_from_file_location("evidence_benchmark", BENCHMARKS / "evidence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _toy_texts(n, seed):
+    rng = numpy.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        keyword = "great" if i % 2 == 0 else "awful"
+        words = list(rng.choice(FILLERS, size=5))
+        words.insert(int(rng.integers(0, 6)), keyword)
+        rows.append((" ".join(words), KEYWORDS[keyword]))
+    return rows
 
 
-ev = _load_evidence()
-
-# "the film was good ." : the fake classifier is sure of the label when
-# token 3 ("good") is present, and adds a little for token 1 ("film").
-N_TOKENS = 5
-UNIGRAMS = [(i, i + 1) for i in range(N_TOKENS)]
-BIGRAMS = [(i, i + 2) for i in range(N_TOKENS - 1)]
-
-
-def fake_score(masks):
-    return [0.1 + 0.7 * bool(m[3]) + 0.1 * bool(m[1]) for m in masks]
-
-
-def test_evidence_comprehensiveness_and_sufficiency_are_differences():
-    assert ev.comprehensiveness(0.9, 0.2) == pytest.approx(0.7)
-    assert ev.sufficiency(0.9, 0.8) == pytest.approx(0.1)
-    assert ev.comprehensiveness(0.3, 0.5) == pytest.approx(-0.2)
-
-
-def test_evidence_sharpness_is_top_weight_over_uniform():
-    assert ev.sharpness(0.25, 4) == pytest.approx(1.0)
-    assert ev.sharpness(0.6, 10) == pytest.approx(6.0)
-    with pytest.raises(ValueError, match="no candidate spans"):
-        ev.sharpness(1.0, 0)
-
-
-def test_evidence_token_mask_unions_spans():
-    mask = ev.token_mask(6, [(1, 3), (2, 4), (5, 6)])
-    assert mask.tolist() == [False, True, True, True, False, True]
-
-
-@pytest.mark.parametrize("length", [0, 1, 2, 3, 5])
-def test_evidence_random_spans_cover_exactly_the_length(length):
-    rng = numpy.random.default_rng(0)
-    candidates = UNIGRAMS + BIGRAMS
-    draws = [ev.random_spans(candidates, N_TOKENS, length, rng) for _ in range(20)]
-    for spans in draws:
-        assert int(ev.token_mask(N_TOKENS, spans).sum()) == length
-        assert all(span in candidates for span in spans)
-    if 0 < length < N_TOKENS:
-        # the draws differ
-        assert len({tuple(sorted(s)) for s in draws}) > 1
-
-
-def test_evidence_random_spans_stop_when_no_candidate_fits():
-    rng = numpy.random.default_rng(0)
-    spans = ev.random_spans(BIGRAMS, N_TOKENS, 1, rng)
-    assert spans == []
-
-
-def test_evidence_occlusion_tokens_rank_by_drop():
-    assert ev.occlusion_tokens([0.0, 0.1, 0.0, 0.7, 0.1], 2) == [(3, 4), (1, 2)]
-    # ties keep the earlier token
-    assert ev.occlusion_tokens([0.2, 0.2, 0.2], 1) == [(0, 1)]
-
-
-def test_evidence_doc_faithfulness_exact_on_a_fake_classifier():
-    rng = numpy.random.default_rng(0)
-    # evidence on the decisive token: removing it loses 0.7, keeping only it
-    # keeps all but the 0.1 of "film"
-    good = ev.doc_faithfulness(N_TOKENS, UNIGRAMS + BIGRAMS, [(3, 4)], fake_score, rng)
-    assert good["comprehensiveness"]["evidence"] == pytest.approx(0.7)
-    assert good["sufficiency"]["evidence"] == pytest.approx(0.1)
-    # occlusion finds the same token
-    assert good["comprehensiveness"]["occlusion"] == pytest.approx(0.7)
-    assert good["sufficiency"]["occlusion"] == pytest.approx(0.1)
-    # random single tokens hit "good" about one time in five
-    assert good["comprehensiveness"]["random"] < 0.7
-    assert good["length"]["evidence"] == 1
-    # evidence on a token the classifier ignores: nothing lost, nothing kept
-    bad = ev.doc_faithfulness(N_TOKENS, UNIGRAMS + BIGRAMS, [(0, 1)], fake_score, rng)
-    assert bad["comprehensiveness"]["evidence"] == pytest.approx(0.0)
-    assert bad["sufficiency"]["evidence"] == pytest.approx(0.8)
-    assert bad["comprehensiveness"]["occlusion"] == pytest.approx(0.7)
-
-
-def test_evidence_doc_faithfulness_random_is_mean_of_draws():
-    """With every candidate covering "good", each random draw loses 0.7."""
-    rng = numpy.random.default_rng(0)
-    candidates = [(2, 4), (3, 5)]
-    out = ev.doc_faithfulness(N_TOKENS, candidates, [(0, 2)], fake_score, rng, n_random=5)
-    assert out["comprehensiveness"]["random"] == pytest.approx(0.7)
-    assert out["comprehensiveness"]["evidence"] == pytest.approx(0.1)
-
-
-def test_evidence_mean_results_layout():
-    rows = [
-        {
-            "comprehensiveness": {"evidence": 0.4, "random": 0.1, "occlusion": 0.6},
-            "sufficiency": {"evidence": 0.2, "random": 0.3, "occlusion": 0.0},
-        },
-        {
-            "comprehensiveness": {"evidence": 0.2, "random": 0.1, "occlusion": 0.4},
-            "sufficiency": {"evidence": 0.0, "random": 0.5, "occlusion": 0.2},
-        },
-    ]
-    result = ev.mean_results(rows, [2.0, 4.0])
-    assert set(result) == {"comprehensiveness", "sufficiency", "sharpness"}
-    assert set(result["comprehensiveness"]) == {"evidence", "random", "occlusion"}
-    assert result["comprehensiveness"]["evidence"] == pytest.approx(0.3)
-    assert result["sufficiency"]["random"] == pytest.approx(0.4)
-    assert result["sharpness"] == pytest.approx(3.0)
-
-
-@pytest.mark.parametrize("argv", [["--top-k", "0"], ["--limit", "-1"]])
-def test_evidence_cli_rejects_bad_numbers(argv, capsys):
-    with pytest.raises(SystemExit):
-        ev.parse_args(["--model", "m", "--data", "d.spacy"] + argv)
-    assert "must be" in capsys.readouterr().err
-
-
-DATA = [
-    ("Angela Merkel met Emmanuel Macron in Berlin .", {"POLITICS": 1.0, "CULTURE": 0.0}),
-    ("The German chancellor visited Paris .", {"POLITICS": 1.0, "CULTURE": 0.0}),
-    ("He said the film was good .", {"POLITICS": 0.0, "CULTURE": 1.0}),
-    ("The band played a happy song .", {"POLITICS": 0.0, "CULTURE": 1.0}),
-]
-
-
-@pytest.mark.parametrize("factory", ["spanbert_textcat", "spanbert_textcat_multilabel"])
-def test_evidence_cli_on_a_tiny_trained_pipeline(tiny_bert, tmp_path, factory):
-    from conftest import make_nlp
-
-    nlp = make_nlp(
-        tiny_bert,
-        {"model": {"suggester": {"@misc": "spacy-spanbert.ngram_suggester.v1", "min_size": 1, "max_size": 2}}},
-    )
-    nlp.add_pipe(factory)
+@pytest.fixture(scope="module")
+def toy_nlp(tiny_bert):
+    nlp = make_nlp(tiny_bert, SUGGESTER)
+    nlp.add_pipe("spanbert_textcat", config={"evidence_top_k": 1})
     fix_random_seed(0)
-    examples = [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in DATA]
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in _toy_texts(80, 0)]
     nlp.initialize(lambda: examples)
-    optimizer = Adam(0.001)
-    for _ in range(5):
+    optimizer = Adam(0.003)
+    for _ in range(15):  # not to saturation: removing a token must still move p
         nlp.update(examples, sgd=optimizer)
+    assert nlp.get_pipe("spanbert_textcat").evidence_method == "attention"  # auto, nothing fitted
+    fit = fit_occlusion_estimator(nlp, [eg.reference for eg in examples], max_docs=80)
+    return nlp, fit
+
+
+def test_evidence_ridge_recovers_a_linear_map():
+    rng = numpy.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    w = numpy.array([1.0, -2.0, 0.5, 0.0, 3.0])
+    w_hat, b_hat = _ridge(X, X @ w + 0.7, alpha=1e-6)
+    numpy.testing.assert_allclose(w_hat, w, atol=1e-4)
+    assert b_hat == pytest.approx(0.7, abs=1e-4)
+
+
+def test_evidence_fit_stores_a_json_safe_estimator(toy_nlp):
+    nlp, fit = toy_nlp
+    pipe = nlp.get_pipe("spanbert_textcat")
+    estimator = pipe.cfg["occlusion_estimator"]
+    assert fit["n_docs"] == 80 and fit["n_tokens"] == 480 and fit["correlation"] > 0.5
+    assert fit["labels_fitted_alone"] == ["POS", "NEG"] or sorted(fit["labels_fitted_alone"]) == ["NEG", "POS"]
+    assert estimator["labels"] == list(pipe.labels)
+    assert numpy.asarray(estimator["W"]).shape == (2, 32) and isinstance(estimator["W"][0][0], float)
+    assert pipe.evidence_method == "occlusion_estimate"
+
+
+def test_evidence_removing_the_estimated_evidence_changes_the_decision(toy_nlp):
+    """On held-out toy sentences, removing the estimated evidence token moves
+    the decision far more than removing any other token, and it is the token
+    whose removal moves it most in at least half of them (the classifier
+    learned the keyword for NEG; for POS it leans on other words too)."""
+    nlp, _ = toy_nlp
+    evidence_drops, other_drops, best = [], [], 0
+    for text, _ in _toy_texts(10, 1):
+        doc = nlp(text)
+        label = max(doc.cats, key=doc.cats.get)
+        group = doc.spans["spanbert_textcat_evidence"]
+        (evidence,) = [span for span in group if span.label_ == label]
+        assert group.attrs["method"] == "occlusion_estimate" and len(evidence) == 1
+        drops = [doc.cats[label] - nlp(" ".join(t.text for t in doc if t.i != i)).cats[label] for i in range(len(doc))]
+        evidence_drops.append(drops[evidence.start])
+        other_drops.append(numpy.mean([d for i, d in enumerate(drops) if i != evidence.start]))
+        best += drops[evidence.start] == max(drops)
+    assert numpy.mean(evidence_drops) > 0.15
+    assert numpy.mean(evidence_drops) > numpy.mean(other_drops) + 0.1
+    assert best >= 5
+
+
+@pytest.mark.parametrize("how", ["disk", "bytes", "pickle"])
+def test_evidence_estimator_survives_serialization(toy_nlp, how, tmp_path):
+    nlp, _ = toy_nlp
+    text = "the movie was great today"
+    doc, loaded_doc = nlp(text), round_trip(nlp, how, tmp_path)(text)
+    expected, got = doc.spans["spanbert_textcat_evidence"], loaded_doc.spans["spanbert_textcat_evidence"]
+    assert [(s.start, s.end, s.label_) for s in got] == [(s.start, s.end, s.label_) for s in expected]
+    numpy.testing.assert_allclose(got.attrs["weights"], expected.attrs["weights"], rtol=1e-5)
+
+
+def test_evidence_attention_method_ignores_the_estimator(toy_nlp):
+    nlp, _ = toy_nlp
+    pipe = nlp.get_pipe("spanbert_textcat")
+    pipe.cfg["evidence_method"] = "attention"
+    try:
+        group = nlp("the movie was great").spans["spanbert_textcat_evidence"]
+        assert group.attrs["method"] == "attention"
+    finally:
+        pipe.cfg["evidence_method"] = "auto"
+
+
+def test_evidence_occlusion_estimate_without_a_fit_is_an_error(tiny_bert):
+    nlp = make_nlp(tiny_bert, SUGGESTER)
+    nlp.add_pipe("spanbert_textcat", config={"evidence_method": "occlusion_estimate"})
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in _toy_texts(4, 0)]
+    nlp.initialize(lambda: examples)
+    with pytest.raises(ValueError, match=r"E084\] spanbert_textcat: evidence_method is 'occlusion_estimate' but no"):
+        nlp("the movie was great")
+
+
+def test_evidence_bad_method_and_missing_classifier(tiny_bert):
+    nlp = make_nlp(tiny_bert, SUGGESTER)
+    with pytest.raises(ValueError, match=r"E083\] spanbert_textcat: evidence_method must be one of"):
+        nlp.add_pipe("spanbert_textcat", config={"evidence_method": "gradient"})
+    with pytest.raises(ValueError, match=r"E080\] Evidence: the pipeline has no text classifier"):
+        fit_occlusion_estimator(nlp, [])
+
+
+def test_evidence_fit_evidence_command(tiny_bert, tmp_path):
+    from spacy.cli._util import app
+    from spacy.tokens import DocBin
+    from typer.testing import CliRunner
+
+    import spacy_spanbert.commands.evidence.cli  # noqa: F401  (registers the command)
+
+    nlp = make_nlp(tiny_bert, SUGGESTER)
+    nlp.add_pipe("spanbert_textcat")
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in _toy_texts(6, 0)]
+    nlp.initialize(lambda: examples)
     nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in examples]).to_disk(tmp_path / "data.spacy")
-    out = tmp_path / "evidence.json"
-    assert (
-        ev.main(
-            [
-                "--model",
-                str(tmp_path / "model"),
-                "--data",
-                str(tmp_path / "data.spacy"),
-                "--top-k",
-                "2",
-                "--output",
-                str(out),
-                "--limit",
-                "3",
-            ]
-        )
-        == 0
-    )
-    result = json.loads(out.read_text())
-    for metric in ("comprehensiveness", "sufficiency"):
-        assert set(result[metric]) == {"evidence", "random", "occlusion"}
-        for value in result[metric].values():
-            assert -1.0 <= value <= 1.0
-    assert result["sharpness"] >= 1.0
-    assert result["n_docs"] == 3
-    assert result["top_k"] == 2
-    assert result["multi_label"] == (factory == "spanbert_textcat_multilabel")
-    assert 1 <= result["mean_evidence_tokens"] <= result["mean_doc_tokens"]
+    args = ["spanbert", "fit-evidence", str(tmp_path / "model"), str(tmp_path / "data.spacy"), str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    fitted = spacy.load(tmp_path / "out")
+    assert fitted.get_pipe("spanbert_textcat").evidence_method == "occlusion_estimate"
+    assert fitted.meta["spacy_spanbert"]["occlusion_estimator"]["n_docs"] == 6
+    missing = CliRunner().invoke(app, args[:3] + [str(tmp_path / "nope.spacy"), str(tmp_path / "out2")])
+    assert missing.exit_code == 1 and "E085" in missing.output
