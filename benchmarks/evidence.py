@@ -3,6 +3,7 @@ ERASER metrics (DeYoung et al. 2020) and the sharpness of the attention.
 
     python benchmarks/evidence.py --model PIPELINE --data D.spacy [--top-k 3]
         [--output FILE.json] [--limit N] [--seed S] [--batch-size B]
+        [--fit TRAIN.spacy [--fit-docs N]] [--methods attention occlusion_estimate]
 
 The pipeline's first `spanbert_textcat` or `spanbert_textcat_multilabel`
 component is read. For each doc of `--data` (the first `--limit` docs if
@@ -30,7 +31,13 @@ through the whole pipeline again. sharpness = the label's top evidence weight
 over the uniform weight 1 / n_candidates. Docs without candidate spans are
 skipped (counted in `n_skipped`). The JSON keeps the means over docs under
 `comprehensiveness`, `sufficiency` and `sharpness`, and adds counts, ratios
-and the per-label means.
+(to random and to occlusion) and the per-label means.
+
+Each evidence method (`--methods`: the label attention, or the occlusion
+estimator that `--fit` fits on training docs first, spacy_spanbert/evidence.py)
+is measured on the same docs under `methods`, with the time of prediction with
+its evidence over prediction without (`time_ratio_to_prediction`, interleaved
+best of `--timing-rounds`); the top-level keys are the method the pipeline uses.
 """
 
 import argparse
@@ -264,7 +271,8 @@ def evaluate(nlp, docs, top_k: int, seed: int = 0, batch_size: int = 64, n_rando
         label = max(doc.cats, key=lambda k: doc.cats[k])
         positions = [i for i, span in enumerate(group) if span.label_ == label]
         evidence = [(group[i].start, group[i].end) for i in positions]
-        sharp.append(sharpness(group.attrs["weights"][positions[0]], int(group.attrs["n_candidates"])))
+        if group.attrs.get("method", "attention") == "attention":
+            sharp.append(sharpness(group.attrs["weights"][positions[0]], int(group.attrs["n_candidates"])))
         _, indices, _ = predict_with_evidence(pipe.model, [doc])
         rows = pipe.model.ops.to_numpy(indices.dataXd).reshape((-1, 2))
         items.append(
@@ -298,6 +306,8 @@ def evaluate(nlp, docs, top_k: int, seed: int = 0, batch_size: int = 64, n_rando
     result["ratios"] = {
         "comprehensiveness_evidence_over_random": _ratio(comp["evidence"], comp["random"]),
         "sufficiency_evidence_minus_random": None if not rows else suff["evidence"] - suff["random"],
+        "comprehensiveness_evidence_over_occlusion": _ratio(comp["evidence"], comp["occlusion"]),
+        "sufficiency_evidence_minus_occlusion": None if not rows else suff["evidence"] - suff["occlusion"],
     }
     result["per_label"] = {
         label: {
@@ -351,6 +361,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="only the first N docs (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random spans")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["attention", "occlusion_estimate"],
+        default=None,
+        help="evidence methods to measure, each on the same docs (default: the pipeline's; with --fit "
+        "attention and occlusion_estimate); the top-level keys are the figures of the method the "
+        "pipeline uses (the estimate once fitted)",
+    )
+    parser.add_argument(
+        "--fit", type=Path, default=None, help="fit the occlusion estimator on this .spacy file first (training docs)"
+    )
+    parser.add_argument("--fit-docs", type=int, default=2000, help="docs of --fit to use (default 2000)")
+    parser.add_argument("--timing-rounds", type=int, default=3, help="rounds of the prediction-time comparison")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top-k must be a positive integer, got {args.top_k}")
@@ -380,6 +404,50 @@ def table(result: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def prediction_seconds(nlp, docs, methods: Sequence[str], batch_size: int, rounds: int) -> Dict[str, float]:
+    """Seconds of `nlp.pipe` over the docs' texts without evidence ("none")
+    and with each method's evidence, interleaved round by round; best round."""
+    _, pipe = evidence_component(nlp)
+    texts = [doc.text for doc in docs]
+    saved = dict(pipe.cfg)
+    best: Dict[str, float] = {}
+    try:
+        for _ in range(rounds):
+            for method in ["none", *methods]:
+                pipe.cfg["evidence_key"] = None if method == "none" else saved["evidence_key"]
+                pipe.cfg["evidence_method"] = saved.get("evidence_method", "auto") if method == "none" else method
+                start = time.perf_counter()
+                for _ in nlp.pipe(texts, batch_size=batch_size):
+                    pass
+                best[method] = min(best.get(method, float("inf")), time.perf_counter() - start)
+    finally:
+        pipe.cfg.update(saved)
+    return best
+
+
+def measure_methods(nlp, docs, args: argparse.Namespace) -> Dict[str, object]:
+    """`evaluate` for each method of `args.methods` on the same docs; the
+    first method's result, with every method's under "methods"."""
+    _, pipe = evidence_component(nlp)
+    saved = pipe.cfg.get("evidence_method", "auto")
+    results = {}
+    try:
+        for method in args.methods:
+            pipe.cfg["evidence_method"] = method
+            results[method] = evaluate(nlp, docs, args.top_k, seed=args.seed, batch_size=args.batch_size)
+    finally:
+        pipe.cfg["evidence_method"] = saved
+    seconds = prediction_seconds(nlp, docs[:500], args.methods, args.batch_size, args.timing_rounds)
+    for method, result in results.items():
+        result["method"] = method
+        result["time_ratio_to_prediction"] = _ratio(seconds[method], seconds["none"])
+    in_use = pipe.evidence_method
+    result = dict(results[in_use if in_use in results else args.methods[0]])
+    result["methods"] = results
+    result["prediction_seconds"] = seconds
+    return result
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import spacy
@@ -392,12 +460,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.limit:
         docs = docs[: args.limit]
     start = time.time()
-    result = evaluate(nlp, docs, args.top_k, seed=args.seed, batch_size=args.batch_size)
+    fit = None
+    if args.fit is not None:
+        fit = spacy_spanbert.fit_occlusion_estimator(
+            nlp, DocBin().from_disk(args.fit).get_docs(nlp.vocab), max_docs=args.fit_docs, batch_size=args.batch_size
+        )
+    _, pipe = evidence_component(nlp)
+    if args.methods is None:
+        args.methods = ["attention", "occlusion_estimate"] if fit else [pipe.evidence_method]
+    result = measure_methods(nlp, docs, args)
+    result["fit"] = fit
     result["model"] = str(args.model)
     result["data"] = str(args.data)
     result["limit"] = args.limit
     result["seconds"] = round(time.time() - start, 1)
-    print(table(result))
+    for method, one in result["methods"].items():
+        print(f"\n{method} (time with evidence / without: {one['time_ratio_to_prediction']:.2f}x)")
+        print(table(one))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")

@@ -186,3 +186,17 @@ def test_evidence_cli_on_a_tiny_trained_pipeline(tiny_bert, tmp_path, factory):
     assert result["top_k"] == 2
     assert result["multi_label"] == (factory == "spanbert_textcat_multilabel")
     assert 1 <= result["mean_evidence_tokens"] <= result["mean_doc_tokens"]
+    assert result["method"] == "attention" and result["time_ratio_to_prediction"] > 0
+    # with --fit: the occlusion estimator is fitted and measured on the same docs
+    fitted = tmp_path / "fitted.json"
+    argv = ["--model", str(tmp_path / "model"), "--data", str(tmp_path / "data.spacy"), "--output", str(fitted)]
+    assert ev.main(argv + ["--fit", str(tmp_path / "data.spacy"), "--timing-rounds", "1"]) == 0
+    both = json.loads(fitted.read_text())
+    assert list(both["methods"]) == ["attention", "occlusion_estimate"] and both["fit"]["n_docs"] == 4
+    assert both["method"] == "occlusion_estimate"  # the top level is the method in use
+    estimate = both["methods"]["occlusion_estimate"]
+    assert estimate["sharpness"] is None and estimate["mean_evidence_tokens"] <= 3
+    assert set(estimate["ratios"]) >= {
+        "comprehensiveness_evidence_over_occlusion",
+        "sufficiency_evidence_minus_occlusion",
+    }
