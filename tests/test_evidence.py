@@ -144,3 +144,18 @@ def test_evidence_fit_evidence_command(tiny_bert, tmp_path):
     assert fitted.meta["spacy_spanbert"]["occlusion_estimator"]["n_docs"] == 6
     missing = CliRunner().invoke(app, args[:3] + [str(tmp_path / "nope.spacy"), str(tmp_path / "out2")])
     assert missing.exit_code == 1 and "E085" in missing.output
+
+
+def test_evidence_estimator_changes_no_prediction(toy_nlp):
+    """The estimator only chooses which spans are stored: doc.cats are the
+    classifier's, with or without it."""
+    nlp, _ = toy_nlp
+    pipe = nlp.get_pipe("spanbert_textcat")
+    texts = [text for text, _ in _toy_texts(6, 2)]
+    with_estimate = [doc.cats for doc in nlp.pipe(texts)]
+    pipe.cfg["evidence_method"] = "attention"
+    try:
+        with_attention = [doc.cats for doc in nlp.pipe(texts)]
+    finally:
+        pipe.cfg["evidence_method"] = "auto"
+    assert with_estimate == with_attention
