@@ -171,6 +171,11 @@ class OnnxEncoder(torch.nn.Module):
         self.config = config
         self._session: Optional[Any] = None
         self._pid: Optional[int] = None
+        # Sessions inherited through fork (spaCy's n_process workers): never
+        # destroyed in the child, whose copy of the parent's thread pool has
+        # no threads to join (destroying it hangs); the worker ends with
+        # os._exit, so nothing frees them.
+        self._inherited: List[Any] = []
 
     @property
     def device(self) -> torch.device:
@@ -182,6 +187,8 @@ class OnnxEncoder(torch.nn.Module):
         if self._session is None or self._pid != os.getpid():
             import onnxruntime
 
+            if self._session is not None:
+                self._inherited.append(self._session)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
             options.inter_op_num_threads = 1
@@ -214,4 +221,5 @@ class OnnxEncoder(torch.nn.Module):
         state = self.__dict__.copy()
         state["_session"] = None
         state["_pid"] = None
+        state["_inherited"] = []
         return state
