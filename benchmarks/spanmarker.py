@@ -173,6 +173,7 @@ def train(
                 {
                     "step": state.global_step,
                     "score": scores["ents_f"],
+                    "other_scores": {key: scores[key] for key in ("ents_f", "ents_p", "ents_r")},
                     "losses": {"spanmarker": losses[-1] if losses else None},
                     "seconds": round(time.perf_counter() - start, 1),
                 }
