@@ -164,6 +164,21 @@ def read_text(path: PathLike, *, encoding: str = "utf-8") -> str:
     return "\n".join(line for _, line in iter_lines(path, encoding=encoding))
 
 
+def read_json(path: PathLike, *, encoding: str = "utf-8") -> Any:
+    """A whole file as one JSON document, with an error naming its line and
+    column.
+
+    path (PathLike): The file, or a `.gz` of it.
+    encoding (str): Its encoding.
+    RETURNS (Any): The parsed document.
+    """
+    try:
+        return json.loads(read_text(path, encoding=encoding))
+    except json.JSONDecodeError as err:
+        reason = f"{err.msg}, column {err.colno}"
+        raise InputError(Errors.E103.format(path=path, line=err.lineno, reason=reason)) from None
+
+
 def non_blank(lines: Iterable[Tuple[int, str]]) -> Iterator[Tuple[int, str]]:
     """The (line number, line) pairs whose line holds more than whitespace."""
     return ((lineno, line) for lineno, line in lines if line.strip())

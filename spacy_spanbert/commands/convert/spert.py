@@ -18,8 +18,8 @@ from spacy.util import filter_spans
 
 from ...errors import Errors
 from ...rel.records import RELATIONS_ATTR, ensure_relations_extension, make_record
+from ..text_input import read_json
 from .common import ConversionError, NlpOrVocab, PathLike, check_limit, get_nlp, token_doc
-from .squad import _load_json
 
 SPERT_SPANS_KEY = "spert_entities"
 
@@ -46,7 +46,7 @@ def read_spert(
     check_limit("read_spert", limit)
     vocab = get_nlp(nlp_or_vocab).vocab
     ensure_relations_extension()
-    data = _load_json(path, encoding)
+    data = read_json(path, encoding=encoding)
     if not isinstance(data, list):
         raise ConversionError(Errors.E510.format(path=path, kind=type(data).__name__))
     if limit is not None:

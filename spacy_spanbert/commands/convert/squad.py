@@ -1,14 +1,13 @@
 """The squad format: SQuAD 1.1 / 2.0 JSON, one Doc per paragraph ->
 `doc._.questions` and the gold answers in `doc.spans[KEY]`."""
 
-import json
 from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 
 from ...errors import Errors
-from ..text_input import read_text
+from ..text_input import read_json
 from .common import QA_SPANS_KEY, ConversionError, NlpOrVocab, PathLike, check_limit, get_nlp
 
 
@@ -51,7 +50,7 @@ def read_squad(
     nlp = get_nlp(nlp_or_vocab)
     if not Doc.has_extension("questions"):
         Doc.set_extension("questions", default=None)
-    data = _load_json(path, encoding)
+    data = read_json(path, encoding=encoding)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise ConversionError(Errors.E150.format(path=path))
     docs: List[Doc] = []
@@ -65,15 +64,6 @@ def read_squad(
             docs.append(doc)
             totals = SquadStats(*(total + n for total, n in zip(totals, stats)))
     return docs, totals
-
-
-def _load_json(path: PathLike, encoding: str) -> Any:
-    """The JSON document of a file, with an error naming the line."""
-    try:
-        return json.loads(read_text(path, encoding=encoding))
-    except json.JSONDecodeError as err:
-        reason = f"{err.msg}, column {err.colno}"
-        raise ConversionError(Errors.E103.format(path=path, line=err.lineno, reason=reason)) from None
 
 
 def _paragraph_doc(
