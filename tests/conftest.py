@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
+from spacy.tokens import Span
+from spacy.training import Example
 from thinc.api import SGD, Adam, fix_random_seed
 
 # The project's own scripts (the demo) are importable by the tests.
@@ -203,3 +205,22 @@ def check_tampered_weights_rejected(
 
     model_file.write_bytes(original)
     assert name in spacy.load(pipeline).pipe_names  # the untouched file still loads
+
+
+def train_ner_pipeline(tiny_bert: str, rows, *, n_iter: int):
+    """A transformer -> spanbert -> spanbert_ner pipeline trained on `rows`
+    ((text, [(start, end, label)]) with token offsets) for `n_iter` Adam
+    steps, seed 0. RETURNS (Tuple[Language, List[Example]]): It, and the examples."""
+    nlp = make_nlp(tiny_bert)
+    nlp.add_pipe("spanbert_ner")
+    examples = []
+    for text, ents in rows:
+        ref = nlp.make_doc(text)
+        ref.ents = [Span(ref, s, e, label=label) for s, e, label in ents]
+        examples.append(Example(nlp.make_doc(text), ref))
+    fix_random_seed(0)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.001)
+    for _ in range(n_iter):
+        nlp.update(examples, sgd=optimizer)
+    return nlp, examples

@@ -11,8 +11,6 @@ import pytest
 import spacy
 import torch
 from spacy.tokens import DocBin, Span
-from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 import optimize  # noqa: E402
@@ -151,20 +149,9 @@ def test_benchmarks_optimize_agreement_and_accuracy():
 def ner_pipeline(tiny_bert, tmp_path_factory):
     """A briefly trained transformer -> spanbert -> spanbert_ner pipeline
     (as tests/test_optimize.py makes it) and a .spacy file of 2 gold docs."""
-    from conftest import make_nlp
+    from conftest import train_ner_pipeline
 
-    nlp = make_nlp(tiny_bert)
-    nlp.add_pipe("spanbert_ner")
-    examples = []
-    for text, ents in GOLD:
-        ref = nlp.make_doc(text)
-        ref.ents = [Span(ref, s, e, label=label) for s, e, label in ents]
-        examples.append(Example(nlp.make_doc(text), ref))
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(0.001)
-    for _ in range(5):
-        nlp.update(examples, sgd=optimizer)
+    nlp, examples = train_ner_pipeline(tiny_bert, GOLD, n_iter=5)
     folder = tmp_path_factory.mktemp("bench_optimize")
     nlp.to_disk(folder / "original")
     DocBin(docs=[eg.reference for eg in examples]).to_disk(folder / "gold.spacy")

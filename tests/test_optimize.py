@@ -13,7 +13,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam
 from typer.testing import CliRunner
 
 from spacy_spanbert.commands.optimize import META_KEY, compare_pipelines, optimize_pipeline
@@ -59,20 +59,9 @@ def _needs(runtime):
 @pytest.fixture(scope="module")
 def trained(tiny_bert, tmp_path_factory):
     """A trained pipeline's folder, and a calibration file of its texts."""
-    from conftest import make_nlp
+    from conftest import train_ner_pipeline
 
-    nlp = make_nlp(tiny_bert)
-    nlp.add_pipe("spanbert_ner")
-    examples = []
-    for text, ents in FLAT:
-        ref = nlp.make_doc(text)
-        ref.ents = [Span(ref, s, e, label=label) for s, e, label in ents]
-        examples.append(Example(nlp.make_doc(text), ref))
-    fix_random_seed(0)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(0.001)
-    for _ in range(30):
-        nlp.update(examples, sgd=optimizer)
+    nlp, _ = train_ner_pipeline(tiny_bert, FLAT, n_iter=30)
     folder = tmp_path_factory.mktemp("optimize")
     nlp.to_disk(folder / "original")
     DocBin(docs=[nlp.make_doc(t) for t in _texts()]).to_disk(folder / "calibration.spacy")
