@@ -10,7 +10,7 @@ from spacy.cli._util import app
 
 spanbert_cli = typer.Typer(
     name="spanbert",
-    help="spacy-spanbert commands: corpus conversion, corpus annotation, span-masking pretraining and CPU-optimized pipelines.",
+    help="spacy-spanbert commands: corpus conversion, corpus annotation, span-masking pretraining, CPU-optimized pipelines and evidence fitting.",
     no_args_is_help=True,
 )
 app.add_typer(spanbert_cli)
