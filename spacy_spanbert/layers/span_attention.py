@@ -12,6 +12,8 @@ spans_per_token`: linear in doc length. W_o starts at zero, so an untrained
 layer only normalises.
 """
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,9 +35,13 @@ class LocalSpanAttention(nn.Module):
             self.out.weight.zero_()
             self.out.bias.zero_()
 
-    def forward(self, H: torch.Tensor, starts: torch.Tensor, doc_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, H: torch.Tensor, starts: torch.Tensor, doc_ids: torch.Tensor, qkv: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """H: [n, width] span vectors; starts: [n] global token offsets,
-        non-decreasing; doc_ids: [n]. Returns [n, width]."""
+        non-decreasing; doc_ids: [n]; qkv: [n, 3 * width] `self.qkv(H)` when
+        the caller has it already (see SpanEncoderModule._spans). Returns
+        [n, width]."""
         n = H.shape[0]
         if n == 0:
             return H
@@ -52,7 +58,9 @@ class LocalSpanAttention(nn.Module):
         k_valid = k_idx < hi.unsqueeze(1)
         k_idx = k_idx.clamp(max=n - 1)
         k_doc = torch.where(k_valid, doc_ids[k_idx], -1)
-        q, k, v = self.qkv(H).view(n, 3, self.n_heads, self.d_head).unbind(1)
+        if qkv is None:
+            qkv = self.qkv(H)
+        q, k, v = qkv.view(n, 3, self.n_heads, self.d_head).unbind(1)
         mask = (doc_ids[q_idx].unsqueeze(2) == k_doc.unsqueeze(1)) & (
             (starts[q_idx].unsqueeze(2) - starts[k_idx].unsqueeze(1)).abs() <= self.window
         )

@@ -5,6 +5,7 @@ pickle (safetensors)."""
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .span_attention import LocalSpanAttention
@@ -61,8 +62,18 @@ class SpanEncoderModule(nn.Module):
     def _spans(self, logits, table, starts, ends, doc_ids) -> torch.Tensor:
         """Represent the spans from the token-level logits and row table of
         `SpanRepresentation.token_table`, then apply the span-to-span layers."""
-        H = self.represent.gather(self.represent.bags(logits, starts, ends), table)
-        for layer in self.layers:
+        bags = self.represent.bags(logits, starts, ends)
+        if not self.layers:
+            return self.represent.gather(bags, table)
+        # A span vector is a weighted bag of table rows and the first layer's
+        # QKV projection is linear, so QKV(H) = sum_r w_r (W table_r) + b:
+        # the table's ~3 rows per token are projected instead of the ~8
+        # spans per token, and one gather gives both H and QKV(H).
+        first = self.layers[0]
+        width = table.shape[1]
+        both = self.represent.gather(bags, torch.cat([table, F.linear(table, first.qkv.weight)], dim=1))
+        H = first(both[:, :width], starts, doc_ids, qkv=both[:, width:] + first.qkv.bias)
+        for layer in self.layers[1:]:
             H = layer(H, starts, doc_ids)
         return H
 
