@@ -152,14 +152,21 @@ def test_benchmarks_rel_baseline_model_shapes_and_gradient(tmp_path, tiny_bert):
     pairs = [rel.training_rows(eg) for eg in examples]
     # every ordered pair of gold entities: 3 x 2, 2 x 1, 2 x 1
     assert [len(p) for p in pairs] == [6, 2, 2]
-    probs = rel.model.predict((docs, pairs))
-    assert probs.shape == (10, 3) and ((probs > 0) & (probs < 1)).all()
-    loss, gradient = rel.get_loss(examples, (pairs, probs))
-    assert gradient.shape == (10, 3) and loss > 0
-    # (merkel, berlin) holds Live_In (column 1) and not Kill (column 0)
+    logits = rel.model.predict((docs, pairs))
+    assert logits.shape == (10, 3)
+    probs = 1 / (1 + numpy.exp(-logits))
+    loss, gradient = rel.get_loss(examples, (pairs, logits))
+    assert gradient.shape == (10, 3)
+    # (merkel, berlin) holds Live_In (column 1) and not Kill (column 0): the
+    # cross-entropy gradient of a logit is sigmoid(logit) - truth
     row = pairs[0].tolist().index([0, 2, 6, 7])
-    assert gradient[row, 1] == pytest.approx(probs[row, 1] - 1.0)
-    assert gradient[row, 0] == pytest.approx(probs[row, 0])
+    assert gradient[row, 1] == pytest.approx(probs[row, 1] - 1.0, abs=1e-6)
+    assert gradient[row, 0] == pytest.approx(probs[row, 0], abs=1e-6)
+    # the targets behind the gradient are 0/1, and the loss is their summed cross-entropy
+    truth = numpy.round(probs - gradient)
+    assert set(numpy.unique(truth).tolist()) == {0.0, 1.0}
+    expected = -(truth * numpy.log(probs) + (1 - truth) * numpy.log(1 - probs)).sum()
+    assert loss == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_benchmarks_rel_baseline_writes_relation_records(tmp_path, tiny_bert):
