@@ -9,6 +9,7 @@ from . import _fork, architectures, callbacks, cleaner, coref, encoder, ner, opt
 from .cleaner import SpanBertCleaner
 from .coref import SpanBertCoref, make_spanbert_coref
 from .data_classes import SpanBatch
+from .display import clusters_for_displacy, relations_for_displacy
 from .encoder import SpanBert, make_spanbert
 from .evidence import fit_occlusion_estimator
 from .layers.listener import SpanBertListener
@@ -45,8 +46,10 @@ __all__ = [
     "make_spanbert_rel",
     "make_spanbert_textcat",
     "make_spanbert_textcat_multilabel",
+    "clusters_for_displacy",
     "fit_occlusion_estimator",
     "get_relations",
     "predict_with_evidence",
+    "relations_for_displacy",
     "__version__",
 ]
