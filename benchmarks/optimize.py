@@ -12,13 +12,16 @@
    records the same runtime, precision and source, and is newer than every
    file of the source.
 2. In a fresh process per system (so no cache helps): `spacy.load` wall time,
-   and the peak RSS (the child's `ru_maxrss`) of loading it and running one
+   and the peak RSS (the child's `VmHWM`) of loading it and running one
    pass at the largest batch size.
 3. In this process, all systems loaded at once: words/s of `nlp.pipe` over
    the docs of D at each batch size, the input being Docs built from the gold
    words (no system pays for tokenization differently). The systems are
    interleaved round by round, their order rotated each round, so that
-   machine noise hits all alike; the best round counts.
+   machine noise hits all alike; the best round counts. With
+   `--transformer-alone`, each variant is also timed with every component but
+   its transformer excluded, and the table gives the share of those words/s
+   the whole pipeline keeps (what its components after the transformer cost).
 4. Scores on D: `Scorer(nlp).score` of the predictions against the gold docs
    (whatever keys the components produce: ents_* for NER, cats_* for text
    classification), plus `cats_accuracy` (share of docs whose top predicted
@@ -50,6 +53,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 VARIANTS = ["torch-fp32", "torch-int8", "onnx-fp32", "onnx-int8"]
 REFERENCE = "torch-fp32"
+# The name suffix of a variant's transformer-alone row (--transformer-alone).
+ALONE = " transformer alone"
 RUNTIMES = ("torch", "onnx")
 PRECISIONS = {"fp32": "none", "int8": "int8"}
 # The batch size of the scoring pass and of the plot's speed axis.
@@ -128,8 +133,9 @@ def assemble(
     RETURNS (Dict[str, Any]): settings, machine, n_docs, n_words and, per
         system, the above plus "words_per_second" (best round per batch
         size), "ratio_to_torch_fp32" (None without torch-fp32) and
-        "main_score" ({"key", "value"}). Batch sizes are string keys, as JSON
-        keeps them.
+        "main_score" ({"key", "value"}) and "share_of_transformer_alone"
+        (words/s over those of the system's `ALONE` row; None without one).
+        Batch sizes are string keys, as JSON keeps them.
     """
     out: Dict[str, Dict[str, Any]] = {}
     for name, raw in systems.items():
@@ -144,6 +150,13 @@ def assemble(
         row["ratio_to_torch_fp32"] = (
             {b: rate / reference["words_per_second"][b] for b, rate in row["words_per_second"].items()}
             if reference is not None
+            else None
+        )
+    for name, row in out.items():
+        alone = out.get(name + ALONE)
+        row["share_of_transformer_alone"] = (
+            {b: rate / alone["words_per_second"][b] for b, rate in row["words_per_second"].items()}
+            if alone is not None
             else None
         )
     return {"settings": settings, "machine": machine, "n_docs": n_docs, "n_words": n_words, "systems": out}
@@ -167,6 +180,10 @@ def table(result: Dict[str, Any]) -> str:
         value = row["main_score"]["value"]
         cells.append(_number(None if value is None else value * 100, "{:.2f}"))
         lines.append("| " + " | ".join(cells) + " |")
+    for name, row in result["systems"].items():
+        if row.get("share_of_transformer_alone"):
+            shares = ", ".join(f"{row['share_of_transformer_alone'][b]:.2f} (batch {b})" for b in batch_sizes)
+            lines.append(f"\n{name} keeps {shares} of its transformer's words/s alone")
     return "\n".join(lines)
 
 
@@ -285,8 +302,6 @@ def fresh_inputs(nlp, gold: Sequence[Any]) -> List[Any]:
 def fresh_process(argument: str) -> None:
     """Run in a child process: the `spacy.load` time of a pipeline and the
     peak RSS after one pass at a batch size. Prints one JSON line."""
-    import resource
-
     options = json.loads(argument)
     import torch
 
@@ -302,8 +317,20 @@ def fresh_process(argument: str) -> None:
     inputs = fresh_inputs(nlp, gold_docs(Path(options["data"]), nlp.vocab, options["limit"]))
     for _ in nlp.pipe(inputs, batch_size=options["batch_size"]):
         pass
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
-    print(json.dumps({"load_seconds": load_seconds, "peak_rss_mb": peak_kb / 1024}))
+    print(json.dumps({"load_seconds": load_seconds, "peak_rss_mb": peak_rss_kb() / 1024}))
+
+
+def peak_rss_kb() -> float:
+    """This process's peak resident set size in KB: `VmHWM` of
+    /proc/self/status. Not `ru_maxrss`: Linux carries it over an exec, so a
+    child forked from a large parent reports the parent's size."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def measure_fresh(path: str, data: Path, *, limit: int, batch_size: int, threads: Optional[int]) -> Dict[str, float]:
@@ -320,6 +347,18 @@ def measure_fresh(path: str, data: Path, *, limit: int, batch_size: int, threads
     if done.returncode != 0:
         raise RuntimeError(f"measuring {path} in a fresh process failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_system(row: Dict[str, Any]):
+    """The pipeline of a system; for a transformer-alone row, the same
+    folder with every component but the transformer excluded."""
+    import spacy
+
+    if row["kind"] != "transformer_alone":
+        return spacy.load(row["path"])
+    config = spacy.util.load_config(Path(row["path"]) / "config.cfg")
+    others = [name for name in config["nlp"]["pipeline"] if name != "transformer"]
+    return spacy.load(row["path"], exclude=others)
 
 
 def words_per_second(nlp, gold: Sequence[Any], batch_size: int) -> float:
@@ -414,6 +453,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="only the first N docs (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--work", type=Path, default=None, help="folder of the variants (default: FILE-variants)")
+    parser.add_argument(
+        "--transformer-alone",
+        action="store_true",
+        help="also time each variant's transformer alone (the other components excluded), for the share the "
+        "components after it keep",
+    )
     args = parser.parse_args(argv)
     from spacy.tokens import DocBin
 
@@ -462,7 +507,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    import spacy
 
     import spacy_spanbert  # noqa: F401  (registers the components)
 
@@ -471,11 +515,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         name: {"kind": "variant", **row} for name, row in build_variants(args.model, args.variants, args.work).items()
     }
     systems.update({name: {"kind": "baseline", "path": str(path)} for name, path in args.baselines.items()})
+    if args.transformer_alone:
+        for name in list(args.variants):
+            systems[name + ALONE] = {"kind": "transformer_alone", "path": systems[name]["path"]}
     largest = max(args.batch_sizes)
     for name, row in systems.items():
+        if row["kind"] == "transformer_alone":
+            continue
         row.update(measure_fresh(row["path"], args.data, limit=args.limit, batch_size=largest, threads=args.threads))
         print(f"{name}: load {row['load_seconds']:.2f} s, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
-    pipelines = {name: spacy.load(row["path"]) for name, row in systems.items()}
+    pipelines = {name: load_system(row) for name, row in systems.items()}
     gold = {name: gold_docs(args.data, nlp.vocab, args.limit) for name, nlp in pipelines.items()}
     n_docs = len(next(iter(gold.values())))
     n_words = sum(len(doc) for doc in next(iter(gold.values())))
@@ -486,10 +535,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         rates[name][batch_size].append(words_per_second(pipelines[name], gold[name], batch_size))
     predictions = {}
     for name, nlp in pipelines.items():
-        systems[name]["scores"], predictions[name] = score(nlp, gold[name], PLOT_BATCH_SIZE)
         systems[name]["rounds_words_per_second"] = rates[name]
+        if systems[name]["kind"] != "transformer_alone":
+            systems[name]["scores"], predictions[name] = score(nlp, gold[name], PLOT_BATCH_SIZE)
     for name, row in systems.items():
-        row["agreement"] = agreement(predictions[REFERENCE], predictions[name]) if REFERENCE in predictions else None
+        known = REFERENCE in predictions and name in predictions
+        row["agreement"] = agreement(predictions[REFERENCE], predictions[name]) if known else None
     settings = {
         "model": str(args.model),
         "data": str(args.data),
@@ -502,6 +553,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "work": str(args.work),
         "score_batch_size": PLOT_BATCH_SIZE,
         "order": [round_order(list(systems), r) for r in range(args.rounds)],
+        "transformer_alone": args.transformer_alone,
     }
     return assemble(settings, machine_info, n_docs, n_words, systems)
 

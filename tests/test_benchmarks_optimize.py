@@ -167,7 +167,7 @@ def test_benchmarks_optimize_end_to_end(ner_pipeline, tmp_path, capsys, monkeypa
     argv += ["--output", str(output), "--variants", *variants, "--batch-sizes", "1", "2", "--rounds", "1"]
     threads = torch.get_num_threads()
     try:
-        assert optimize.main([*argv, "--threads", "1"]) == 0
+        assert optimize.main([*argv, "--threads", "1", "--transformer-alone"]) == 0
     finally:
         torch.set_num_threads(threads)
     result = json.loads(output.read_text(encoding="utf8"))
@@ -175,8 +175,19 @@ def test_benchmarks_optimize_end_to_end(ner_pipeline, tmp_path, capsys, monkeypa
     assert result["n_docs"] == 2 and result["n_words"] == 14
     assert result["settings"]["batch_sizes"] == [1, 2] and result["settings"]["threads"] == 1
     assert result["machine"]["torch_threads"] == 1
-    assert list(result["systems"]) == variants
-    for row in result["systems"].values():
+    alone = [name + optimize.ALONE for name in variants]
+    assert list(result["systems"]) == variants + alone
+    for name in alone:  # timed, not scored
+        row = result["systems"][name]
+        assert row["kind"] == "transformer_alone" and "scores" not in row and row["agreement"] is None
+        assert all(v > 0 for v in row["words_per_second"].values())
+    for name in variants:
+        row = result["systems"][name]
+        share = row["share_of_transformer_alone"]
+        assert share == {
+            b: row["words_per_second"][b] / result["systems"][name + optimize.ALONE]["words_per_second"][b]
+            for b in ("1", "2")
+        }
         assert set(row["words_per_second"]) == {"1", "2"} and all(v > 0 for v in row["words_per_second"].values())
         assert row["load_seconds"] > 0 and row["peak_rss_mb"] > 50
         assert row["main_score"]["key"] == "ents_f" and 0 <= row["main_score"]["value"] <= 1
@@ -190,6 +201,7 @@ def test_benchmarks_optimize_end_to_end(ner_pipeline, tmp_path, capsys, monkeypa
     captured = capsys.readouterr()
     assert output.with_suffix(".png").is_file() or "matplotlib is not installed" in captured.err
     assert "| system | words/s, batch 1 | words/s, batch 2 |" in captured.out and "| torch-int8 |" in captured.out
+    assert "torch-int8 keeps " in captured.out
     # a second run reuses the variant it built
     built = optimize.build_variants(ner_pipeline / "original", ["torch-int8"], tmp_path / "out" / "optimize-variants")
     assert built["torch-int8"]["built"] == "reused"
