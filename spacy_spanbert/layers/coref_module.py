@@ -11,14 +11,16 @@ Per doc, from the span vectors `g` of the candidate spans:
    keeps the best `max_antecedents` (K);
 4. those K get the full score `s(i, j) = s_m(i) + s_m(j) + s_c(i, j) +
    FFNN_a(r_ij)`, with `r_ij` the shared pair representation
-   (`span_pairs.PairRepresentation`). Column 0 of the output is the dummy
-   antecedent, score 0.
+   (`span_pairs.PairRepresentation`), whose product with the first layer's
+   weight is summed from per-mention terms without building `r_ij`. Column
+   0 of the output is the dummy antecedent, score 0.
 
 Cost per doc of n tokens, c candidates and M = mention_ratio * n kept
 mentions of width d: mention scores O(c d h); coarse scores
 O(M (C + window) d) time in blocks of C = ROW_CHUNK mentions, so
-O(C (C + window)) memory per block; fine scores O(M K (3d + h) h). All are
-linear in n; nothing of size M x M is built.
+O(C (C + window)) memory per block; fine scores O(M d h) for the
+per-mention terms and O(M K (d + h) h) for the pairs. All are linear in n;
+nothing of size M x M is built.
 """
 
 from typing import List, Tuple
@@ -112,6 +114,9 @@ class CorefModule(nn.Module):
         sk = scores_m[rows]
         offsets = (starts[rows], ends[rows])
         GW = self.coarse(Gk)
+        first = self.antecedent[0]
+        # The first layer of FFNN_a over r_ij, from per-mention terms (span_pairs.py).
+        pairs = self.pairs.project(Gk, offsets, first.weight, first.bias)
         all_ants, all_scores = [], []
         for r0 in range(0, n, ROW_CHUNK):
             r1 = min(n, r0 + ROW_CHUNK)
@@ -124,8 +129,7 @@ class CorefModule(nn.Module):
             coarse, idx = torch.topk(block.masked_fill(~valid, float("-inf")), k, dim=1)
             idx = idx + c0
             ok = torch.isfinite(coarse)
-            heads = i.expand(-1, k).reshape(-1)
-            fine = self.antecedent(self.pairs(Gk, offsets, heads, idx.reshape(-1))).view(r1 - r0, k)
+            fine = self.antecedent[1:](pairs(i, idx)).squeeze(-1)
             scores = torch.where(ok, coarse + fine, torch.full_like(fine, MASKED))
             ants = torch.where(ok, idx, torch.full_like(idx, -1))
             if k < width:

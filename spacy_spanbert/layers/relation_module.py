@@ -14,6 +14,10 @@ SpERT max-pools the in-between context; attention weighs the spans instead,
 so that the weights show which span carried the relation. The context is
 computed over (pair, span) index rows, so its cost is the number of such rows:
 at most pairs x (max_distance x the suggester's widest span).
+
+`r_ij` itself is never built: `W_q r_ij` and the `r_ij` block of
+`W_1 [r_ij ; c_ij]` are summed from per-span terms (span_pairs.py), and the
+`c_ij` block of `W_1` is added to the latter.
 """
 
 import math
@@ -66,20 +70,31 @@ class RelationModule(nn.Module):
         tails: [n_pairs] rows of G; context_pairs, context_rows: [n_context]
         (pair, row of G) for each span between a pair's arguments.
         RETURNS: [n_pairs, n_labels] logits."""
-        R = self.pairs(G, (starts, ends), heads, tails)
-        context = self.context(R, G, context_pairs, context_rows)
-        return self.output(torch.cat([R, context], dim=-1))
+        n_pair = self.pairs.n_out
+        first = self.output[0]
+        # W_q r_ij and the r_ij columns of W_1 in one pass: their weights
+        # stacked, so the per-pair product term is computed once.
+        weight = torch.cat([self.query.weight, first.weight[:, :n_pair]])
+        bias = torch.cat([self.query.bias, first.bias])
+        queries, hidden = self.pairs(G, (starts, ends), heads, tails, weight, bias).split(
+            [self.width, first.out_features], dim=-1
+        )
+        context = self.context(queries, G, context_pairs, context_rows)
+        # W_1 [r_ij ; c_ij] = (W_1 r_ij) + (the context columns of W_1) c_ij.
+        hidden = hidden + context @ first.weight[:, n_pair:].T
+        return self.output[1:](hidden)
 
     def context(
-        self, R: torch.Tensor, G: torch.Tensor, context_pairs: torch.Tensor, context_rows: torch.Tensor
+        self, queries: torch.Tensor, G: torch.Tensor, context_pairs: torch.Tensor, context_rows: torch.Tensor
     ) -> torch.Tensor:
-        """Attention of each pair over its in-between spans: a softmax per
-        segment of the (pair, row) list. RETURNS: [n_pairs, width]."""
-        n_pairs = R.shape[0]
+        """Attention of each pair over its in-between spans (queries:
+        [n_pairs, width], `q_ij`): a softmax per segment of the (pair, row)
+        list. RETURNS: [n_pairs, width]."""
+        n_pairs = queries.shape[0]
         out = G.new_zeros((n_pairs, self.width))
         if context_pairs.shape[0] == 0:
             return out
-        queries = self.query(R)[context_pairs]
+        queries = queries[context_pairs]
         values = G[context_rows]
         scores = (queries * self.key(values)).sum(-1) / math.sqrt(self.width)
         best = torch.full((n_pairs,), -torch.inf, dtype=scores.dtype, device=scores.device)
