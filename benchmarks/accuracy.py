@@ -3,7 +3,7 @@ data and training budget, in the same run.
 
     python benchmarks/accuracy.py TASK --train T.spacy --dev D.spacy [--test X.spacy]
         --encoder NAME_OR_PATH --output DIR [--steps N] [--seed S]
-        [--set SECTION.KEY=VALUE ...]
+        [--set SECTION.KEY=VALUE ...] [--baseline-python PATH]
 
 TASK      spacy-spanbert pipeline             spaCy's component
 ner       configs/ner.cfg                     ner (TransitionBasedParser)
@@ -13,6 +13,8 @@ multilabel configs/textcat_multilabel.cfg     textcat_multilabel (TextCatEnsembl
 qa        configs/qa.cfg (spanbert_qa)        transformers (AutoModelForQuestionAnswering)
 rel       configs/rel.cfg (spanbert_ner +     pairs: ner + the rel_component tutorial's model
           spanbert_rel)                       (benchmarks/rel_baseline.py)
+coref     configs/coref.cfg (spanbert_coref)  spacy-experimental 0.6.4's experimental_coref +
+                                              experimental_span_resolver (benchmarks/coref_baseline.py)
 
 Both systems are trained by spaCy's own training loop (`spacy train`) from a
 config written to DIR/<system>/config.cfg, with the same transformer, steps,
@@ -53,6 +55,23 @@ score weights. Both are scored end to end (`dev`, `test`) and with gold
 entities (`dev_gold_entities`, `test_gold_entities`): each doc, in the
 reference's tokens, gets the reference's `doc.ents` and the pipeline runs
 without its NER component, so the relation head alone is measured.
+
+The coref task (data: `python -m spacy spanbert convert conll2012`, clusters
+in `doc.spans["coref_clusters_N"]`) compares `spanbert` (configs/coref.cfg)
+with `spacy`: spaCy's coref pipeline (a sentencizer, spacy-experimental
+0.6.4's word-level `experimental_coref` and its `experimental_span_resolver`)
+on the same transformer and budget. spacy-experimental needs spaCy 3.7, so
+that system trains and predicts through benchmarks/coref_baseline.py in a
+virtualenv of its own (`bash scripts/coref_baseline_venv.sh [DIR]`, then
+`--baseline-python DIR/bin/python`; default .venv-coref-baseline/bin/python).
+Its components learn from one head word per mention, the last token (no
+parser for spaCy 3.7 offline); of the mentions ending on the same token, its
+training data keeps the shortest (results.json: systems.spacy.recipe counts
+the dropped ones). Both systems choose checkpoints by `coref_f`, and their
+predictions are scored here by the project's scorer (coref_f, the mean F1 of
+MUC, B3 and CEAF-e; mention F) over all clusters (`dev`, `test`) and without
+singleton clusters on either side (`dev_without_singletons`, ...), as
+experimental_coref predicts none.
 
 Each training doc is backpropagated in one piece. A training set with docs of
 8,000 tokens or more gets a warning before training starts; `--set
@@ -115,7 +134,18 @@ TASKS: Dict[str, Dict[str, Any]] = {
         "main": "rel_micro_f",
         "report": ["rel_micro_f", "rel_micro_p", "rel_micro_r", "rel_boundaries_f", "rel_macro_f", "ents_f"],
     },
+    "coref": {
+        "config": "coref.cfg",
+        "head": "spanbert_coref",
+        "baseline": "experimental_coref",
+        "main": "coref_f",
+        "report": ["coref_f", "coref_muc_f", "coref_b3_f", "coref_ceafe_f", "coref_mention_f"],
+    },
 }
+
+# The Python of the coref task's `spacy` system (scripts/coref_baseline_venv.sh builds it).
+COREF_BASELINE_PYTHON = REPO / ".venv-coref-baseline" / "bin" / "python"
+COREF_BASELINE_SCRIPT = Path(__file__).resolve().parent / "coref_baseline.py"
 
 # The components that set doc.ents in each rel system, disabled in the
 # gold-entity evaluation.
@@ -325,6 +355,112 @@ def rel_pairs_components(config: Config) -> None:
     config["training"]["score_weights"] = {k: v for k, v in weights.items() if not k.startswith("spans_")}
 
 
+def check_coref_clusters(train: Path) -> None:
+    """Raise a ValueError, before any training, when no doc of the coref
+    task's training data has clusters (`doc.spans["coref_clusters_N"]`)."""
+    from spacy_spanbert.coref.scoring import DEFAULT_CLUSTER_PREFIX, cluster_keys
+
+    n_docs = n_clusters = 0
+    for doc in read_docs(train):
+        n_docs += 1
+        n_clusters += sum(1 for key in cluster_keys(doc, DEFAULT_CLUSTER_PREFIX) if len(doc.spans[key]))
+    if not n_clusters:
+        raise ValueError(
+            f"coref: none of the {n_docs} docs of --train {train} has coreference clusters in "
+            f"doc.spans['{DEFAULT_CLUSTER_PREFIX}_N']. Convert CoNLL-2012 data with python -m spacy "
+            f"spanbert convert conll2012."
+        )
+
+
+def coref_baseline_components(config: Config) -> None:
+    """Make the loaded coref.cfg the coref task's `spacy` system, as spaCy's
+    coref pipeline: a sentencizer, the transformer, spacy-experimental's
+    experimental_coref (word-level clusters) and experimental_span_resolver
+    (each clustered word expanded to its mention), both with their default
+    model settings, listening to the transformer. The project's coreference
+    scorer and coref.cfg's score weights choose the checkpoints;
+    coref_baseline.py registers the scorer, reader and logger in spaCy 3.7."""
+    import coref_baseline
+
+    weights = dict(config["training"]["score_weights"])
+    for name in list(config["components"]):
+        if name != "transformer":
+            del config["components"][name]
+    components = config["components"]
+    components["sentencizer"] = {"factory": "sentencizer"}
+    components["coref"] = {
+        "factory": "experimental_coref",
+        "span_cluster_prefix": coref_baseline.HEAD_PREFIX,
+        # scores, once the whole pipeline has run, the span resolver's mention clusters
+        "scorer": {"@scorers": "spacy-spanbert.coref_scorer.v1"},
+        "model": {
+            "@architectures": "spacy-experimental.Coref.v1",
+            "distance_embedding_size": 20,
+            "hidden_size": 1024,
+            "depth": 1,
+            "dropout": 0.3,
+            "antecedent_limit": 50,
+            "antecedent_batch_size": 512,
+            "tok2vec": dict(LISTENER),
+        },
+    }
+    components["span_resolver"] = {
+        "factory": "experimental_span_resolver",
+        "input_prefix": coref_baseline.HEAD_PREFIX,
+        "output_prefix": coref_baseline.CLUSTER_PREFIX,
+        # its span accuracy pairs gold and predicted clusters by number: for gold heads only
+        "scorer": None,
+        "model": {
+            "@architectures": "spacy-experimental.SpanResolver.v1",
+            "hidden_size": 1024,
+            "distance_embedding_size": 64,
+            "conv_channels": 4,
+            "window_size": 1,
+            "max_distance": 128,
+            "prefix": coref_baseline.HEAD_PREFIX,
+            "tok2vec": dict(LISTENER),
+        },
+    }
+    config["nlp"]["pipeline"] = ["sentencizer", "transformer", "coref", "span_resolver"]
+    config["training"]["annotating_components"] = ["sentencizer"]
+    weights.update(dict.fromkeys(("coref_p", "coref_r", "span_accuracy", "sents_f", "sents_p", "sents_r")))
+    config["training"]["score_weights"] = weights
+    # spacy-spanbert's callbacks are not registered in spaCy 3.7
+    config["initialize"]["before_init"] = None
+    for name, copy_heads in (("train", True), ("dev", False)):
+        corpus = config["corpora"][name]
+        config["corpora"][name] = {
+            "@readers": coref_baseline.READER,
+            "path": corpus["path"],
+            "max_length": corpus["max_length"],
+            "limit": corpus["limit"],
+            "copy_heads": copy_heads,
+        }
+
+
+def one_doc_batches(train: Path, batch_words: int, max_length: int) -> bool:
+    """Whether spaCy's batch_by_padded batcher (`batch_words`) gives each
+    training doc a batch of its own: a doc joins a batch only if the batch,
+    padded to its longest doc, stays within `batch_words`, so not when every
+    doc is longer than half of it (and `max_length` splits none)."""
+    return all(2 * len(doc) > batch_words and not 0 < max_length <= len(doc) for doc in read_docs(train))
+
+
+def coref_baseline_budget(config: Config, args: argparse.Namespace, folder: Path, curve_path: Path) -> None:
+    """The `spacy` coref system's data, batches and logger: the training docs
+    with head words (`coref_baseline.py prepare` writes them to
+    FOLDER/train_heads.spacy). spacy-experimental's components take one doc
+    per batch, so batch_by_padded is kept only when it gives each doc a
+    batch of its own (as for both systems on LitBank); else one doc a batch."""
+    import coref_baseline
+
+    config["paths"]["train"] = str(folder / "train_heads.spacy")
+    max_length = int(config["corpora"]["train"]["max_length"] or 0)
+    if not one_doc_batches(args.train, args.batch_words, max_length):
+        config["training"]["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "size": 1, "get_length": None}
+    config["training"]["logger"] = {"@loggers": coref_baseline.LOGGER, "path": str(curve_path)}
+
+
 def looks_like_a_path(encoder: str) -> bool:
     """Whether --encoder names a folder rather than a Hugging Face model name
     ("org/name"): it starts like a path or has more than one "/"."""
@@ -359,6 +495,8 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
     max_size = config["components"]["spanbert"]["model"]["suggester"]["max_size"]
     if system == "pairs":
         rel_pairs_components(config)
+    elif system == "spacy" and task == "coref":
+        coref_baseline_components(config)
     elif system == "spacy":
         component = spec["baseline"]
         for name in list(config["components"]):
@@ -412,6 +550,8 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
     schedule["warmup_steps"] = max(1, args.steps // 10)
     schedule["total_steps"] = args.steps
     training["logger"] = {"@loggers": "spacy-spanbert-bench.curve.v1", "path": str(curve_path)}
+    if task == "coref" and system == "spacy":
+        coref_baseline_budget(config, args, Path(curve_path).parent, curve_path)
     return config
 
 
@@ -507,6 +647,8 @@ def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, An
         import spanmarker
 
         return spanmarker.run_system(args)
+    if task == "coref" and system == "spacy":
+        return run_coref_baseline(args)
     folder = Path(args.output) / system
     folder.mkdir(parents=True, exist_ok=True)
     curve_path = folder / "curve.jsonl"
@@ -519,17 +661,132 @@ def run_system(task: str, system: str, args: argparse.Namespace) -> Dict[str, An
     train_seconds = time.perf_counter() - start
     nlp = util.load_model(folder / "model" / "model-best")
     result: Dict[str, Any] = {"train_seconds": round(train_seconds, 1)}
-    result["dev"] = evaluate(nlp, args.dev, args.eval_batch_size)
-    result["words_per_second"] = result["dev"].pop("words_per_second")
-    if args.test:
-        result["test"] = evaluate(nlp, args.test, args.eval_batch_size)
-        result["test"].pop("words_per_second")
+    if task == "coref":
+        result.update(evaluate_coref(nlp, args))
+    else:
+        result["dev"] = evaluate(nlp, args.dev, args.eval_batch_size)
+        result["words_per_second"] = result["dev"].pop("words_per_second")
+        if args.test:
+            result["test"] = evaluate(nlp, args.test, args.eval_batch_size)
+            result["test"].pop("words_per_second")
     if task == "rel":
         for split, path in (("dev", args.dev), ("test", args.test)):
             if path is not None:
                 result[f"{split}_gold_entities"] = evaluate_gold_entities(
                     nlp, path, args.eval_batch_size, REL_NER[system]
                 )
+    result["curve"] = [json.loads(line) for line in curve_path.read_text().splitlines() if line]
+    return result
+
+
+def without_singletons(doc):
+    """A copy of DOC without its clusters of one mention."""
+    from spacy_spanbert.coref.scoring import DEFAULT_CLUSTER_PREFIX, cluster_keys
+
+    doc = doc.copy()
+    for key in cluster_keys(doc, DEFAULT_CLUSTER_PREFIX):
+        if len({(s.start, s.end) for s in doc.spans[key]}) < 2:
+            del doc.spans[key]
+    return doc
+
+
+def coref_split_scores(split: str, predicted: List[Any], references: List[Any]) -> Dict[str, Dict[str, Any]]:
+    """The project's coreference scores of the predicted docs against the
+    gold ones (the same texts, in order), over all clusters (key SPLIT) and
+    without the clusters of one mention on either side (SPLIT_without_singletons)."""
+    from spacy_spanbert.coref.scoring import DEFAULT_CLUSTER_PREFIX, cluster_keys, score_coref
+
+    if len(predicted) != len(references) or any(p.text != r.text for p, r in zip(predicted, references)):
+        raise ValueError(f"coref {split}: the predicted docs are not those of the gold data, in order")
+    out = {}
+    for name, drop in ((split, False), (f"{split}_without_singletons", True)):
+        pairs = [
+            (without_singletons(p), without_singletons(r)) if drop else (p, r) for p, r in zip(predicted, references)
+        ]
+        scores: Dict[str, Any] = score_coref([Example(p, r) for p, r in pairs])
+        keys = [(p, key) for p, _ in pairs for key in cluster_keys(p, DEFAULT_CLUSTER_PREFIX)]
+        scores["predicted_clusters"] = len(keys)
+        scores["predicted_singletons"] = sum(1 for p, key in keys if len(p.spans[key]) == 1)
+        out[name] = scores
+    return out
+
+
+def evaluate_coref(nlp, args: argparse.Namespace) -> Dict[str, Any]:
+    """Score NLP's clusters on --dev (and --test) and time its `nlp.pipe`
+    pass on dev. The docs are made from the gold docs' text, as spaCy's corpus
+    reader does."""
+    result: Dict[str, Any] = {}
+    for split, path in (("dev", args.dev), ("test", args.test)):
+        if path is None:
+            continue
+        references = list(read_docs(path))
+        docs = [nlp.make_doc(doc.text) for doc in references]
+        start = time.perf_counter()
+        predicted = list(nlp.pipe(docs, batch_size=args.eval_batch_size))
+        seconds = time.perf_counter() - start
+        result.update(coref_split_scores(split, predicted, references))
+        if split == "dev":
+            result["words_per_second"] = sum(len(doc) for doc in docs) / seconds if seconds else None
+    return result
+
+
+def baseline_call(args: argparse.Namespace, command: List[Any], capture: bool) -> Optional[Dict[str, Any]]:
+    """Run `coref_baseline.py COMMAND` with --baseline-python; with `capture`,
+    RETURNS its JSON answer (the last line it prints)."""
+    import subprocess
+
+    # nothing of this venv's packages may leak into spaCy 3.7's
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    argv = [str(args.baseline_python), str(COREF_BASELINE_SCRIPT), *map(str, command)]
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE if capture else None, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"coref baseline: {' '.join(argv)} failed with exit code {done.returncode} (see above)")
+    return json.loads(done.stdout.strip().splitlines()[-1]) if capture else None
+
+
+def run_coref_baseline(args: argparse.Namespace) -> Dict[str, Any]:
+    """The coref task's `spacy` system, in its own virtualenv: head words for
+    the training docs, `spacy train`, predictions on dev (and test) written as
+    DocBins, scored here by the project's scorer."""
+    import coref_baseline
+
+    folder = Path(args.output) / "spacy"
+    folder.mkdir(parents=True, exist_ok=True)
+    curve_path = folder / "curve.jsonl"
+    environment = baseline_call(args, ["versions"], capture=True)
+    mentions = baseline_call(args, ["prepare", args.train, folder / "train_heads.spacy"], capture=True)
+    config = build_config("coref", "spacy", args, curve_path)
+    config.to_disk(folder / "config.cfg")
+    print(
+        f"\n== spacy: training {args.steps} steps ({folder / 'config.cfg'}; spaCy {environment['spacy']}, "
+        f"spacy-experimental {environment['spacy-experimental']}); training mentions: {mentions['kept']} kept, "
+        f"{mentions['dropped']} dropped for sharing their last token with a shorter one",
+        flush=True,
+    )
+    start = time.perf_counter()
+    baseline_call(args, ["train", folder / "config.cfg", folder / "model", "--seed", args.seed], capture=False)
+    result: Dict[str, Any] = {"train_seconds": round(time.perf_counter() - start, 1)}
+    for split, path in (("dev", args.dev), ("test", args.test)):
+        if path is None:
+            continue
+        output = folder / f"{split}_predicted.spacy"
+        command = ["predict", folder / "model" / "model-best", path, output, "--batch-size", args.eval_batch_size]
+        timing = baseline_call(args, command, capture=True)
+        result.update(coref_split_scores(split, list(read_docs(output)), list(read_docs(path))))
+        if split == "dev":
+            result["words_per_second"] = timing["words"] / timing["seconds"] if timing["seconds"] else None
+    batcher = config["training"]["batcher"]
+    result["recipe"] = {
+        "environment": {"python_path": str(args.baseline_python), **environment},
+        "pipeline": "sentencizer, transformer, experimental_coref, experimental_span_resolver "
+        "(spacy-experimental's default model settings; listeners with grad_factor 1.0, as spacy-spanbert's)",
+        "head_words": coref_baseline.HEAD_WORD_NOTE,
+        "training_mentions": mentions,
+        "batches": "batch_by_padded as spanbert's: one doc each (every training doc is longer than half of --batch-words)"
+        if batcher["@batchers"] == "spacy.batch_by_padded.v1"
+        else "one doc each (spacy.batch_by_sequence.v1, size 1): spacy-experimental's components take one doc per batch",
+        "train_seconds": "the whole `coref_baseline.py train` process, including its start",
+    }
     result["curve"] = [json.loads(line) for line in curve_path.read_text().splitlines() if line]
     return result
 
@@ -551,6 +808,8 @@ def fmt(value: Any) -> str:
 def table(task: str, results: Dict[str, Any]) -> str:
     if task == "rel":
         return rel_table(results)
+    if task == "coref":
+        return coref_table(results)
     spec = task_spec(task, results.get("spans_key", SPANS_KEY))
     systems = results["systems"]
     splits = [s for s in ("dev", "test") if all(s in r for r in systems.values())]
@@ -601,6 +860,39 @@ def rel_table(results: Dict[str, Any]) -> str:
                 row += [
                     f"x{a['train_seconds'] / b['train_seconds']:.2f}" if b["train_seconds"] else "-",
                     f"x{a['words_per_second'] / b['words_per_second']:.2f}",
+                ]
+                lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def coref_table(results: Dict[str, Any]) -> str:
+    """The coref table: per split, the rows over all clusters and those
+    without singleton clusters, each with the differences to spanbert."""
+    report = TASKS["coref"]["report"]
+    systems = results["systems"]
+    head = ["split", "clusters", "system"] + report + ["train s", "words/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def ratio(x, y):
+        return f"x{x / y:.2f}" if x and y else "-"
+
+    for split in ("dev", "test"):
+        for clusters, key in (("all", split), ("no singletons", f"{split}_without_singletons")):
+            if not all(key in r for r in systems.values()):
+                continue
+            for name, res in systems.items():
+                row = [split, clusters, name] + [fmt(res[key].get(m)) for m in report]
+                row += [f"{res['train_seconds']:.0f}", fmt(res.get("words_per_second"))]
+                lines.append("| " + " | ".join(row) + " |")
+            for other in [name for name in systems if name != "spanbert" and "spanbert" in systems]:
+                a, b = systems["spanbert"], systems[other]
+                row = [split, clusters, f"spanbert - {other}"]
+                for m in report:
+                    x, y = a[key].get(m), b[key].get(m)
+                    row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")
+                row += [
+                    ratio(a["train_seconds"], b["train_seconds"]),
+                    ratio(a["words_per_second"], b["words_per_second"]),
                 ]
                 lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -679,6 +971,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help=f"nested: the span group of the gold spans (default: {SPANS_KEY!r}, else the training docs' only span group)",
     )
     parser.add_argument(
+        "--baseline-python",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="coref: the Python of the spacy system's virtualenv (spaCy 3.7, spacy-experimental 0.6.4; "
+        "default: .venv-coref-baseline/bin/python, built by bash scripts/coref_baseline_venv.sh)",
+    )
+    parser.add_argument(
         "--set",
         dest="settings",
         action="append",
@@ -728,6 +1028,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             check_relations(args.train)
         except ValueError as err:
             parser.error(str(err))
+    if args.task == "coref":
+        try:
+            check_coref_clusters(args.train)
+        except ValueError as err:
+            parser.error(str(err))
+        if "spacy" in args.systems:
+            args.baseline_python = args.baseline_python or COREF_BASELINE_PYTHON
+            if not args.baseline_python.exists():
+                parser.error(
+                    f"coref: the spacy system (spacy-experimental 0.6.4, which needs spaCy 3.7) runs in a "
+                    f"virtualenv of its own, and {args.baseline_python} does not exist. Build it with "
+                    f"bash scripts/coref_baseline_venv.sh [DIR] (then --baseline-python DIR/bin/python), "
+                    f"or run --systems spanbert alone."
+                )
+    elif args.baseline_python is not None:
+        parser.error("--baseline-python is for the coref task only")
     if args.task == "nested":
         try:
             args.spans_key = gold_spans_key(args.train, args.dev, args.test, args.spans_key)
@@ -805,7 +1121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "eval_frequency": args.eval_frequency or max(1, args.steps // 10),
             "seed": args.seed,
             "selection": "best dev checkpoint (model-best)"
-            + (rel_selection(task_config) if args.task == "rel" else ""),
+            + (rel_selection(task_config) if args.task == "rel" else "")
+            + (" by coref_f of the project's scorer (both systems)" if args.task == "coref" else ""),
         },
         "settings": args.overrides,
         **({"spans_key": args.spans_key} if args.task == "nested" else {}),
