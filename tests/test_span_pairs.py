@@ -176,7 +176,17 @@ def test_coref_fine_scores_match_explicit_pairs(span_lengths, doc_lengths, row_c
 def reference_relation_logits(module: RelationModule, G, starts, ends, heads, tails, context_pairs, context_rows):
     """`W_2 GELU(W_1 [r_ij ; c_ij])` with `r_ij` built explicitly and the query `W_q r_ij`."""
     R = explicit_pairs(module.pairs, G, (starts, ends), heads, tails)
-    context = module.context(module.query(R), G, context_pairs, context_rows)
+    Q = module.query(R)
+    # c_ij = sum_k softmax_k(q_ij . (W_k g_k + b_k) / sqrt(width)) g_k, pair by pair
+    rows = []
+    for p in range(R.shape[0]):
+        mine = context_rows[context_pairs == p]
+        if not len(mine):
+            rows.append(G.new_zeros(module.width))
+            continue
+        attention = (module.key(G[mine]) @ Q[p] / module.width**0.5).softmax(0)
+        rows.append(attention @ G[mine])
+    context = torch.stack(rows) if rows else G.new_zeros((0, module.width))
     return module.output(torch.cat([R, context], dim=-1))
 
 

@@ -23,6 +23,7 @@ at most pairs x (max_distance x the suggester's widest span).
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .span_pairs import PairRepresentation
@@ -89,20 +90,25 @@ class RelationModule(nn.Module):
     ) -> torch.Tensor:
         """Attention of each pair over its in-between spans (queries:
         [n_pairs, width], `q_ij`): a softmax per segment of the (pair, row)
-        list. RETURNS: [n_pairs, width]."""
+        list, `context_pairs` sorted (as index_pairs gives them).
+        RETURNS: [n_pairs, width]."""
         n_pairs = queries.shape[0]
-        out = G.new_zeros((n_pairs, self.width))
         if context_pairs.shape[0] == 0:
-            return out
-        queries = queries[context_pairs]
-        values = G[context_rows]
-        scores = (queries * self.key(values)).sum(-1) / math.sqrt(self.width)
+            return G.new_zeros((n_pairs, self.width))
+        # q . (W_k g + b_k) = (W_k^T q) . g + q . b_k: the key projection
+        # moves to the pairs, fewer than the (pair, span) rows, and q . b_k is
+        # the same for all spans of a pair, so the softmax cancels it.
+        keys = (queries @ self.key.weight)[context_pairs]
+        scores = (keys * G[context_rows]).sum(-1) / math.sqrt(self.width)
         best = torch.full((n_pairs,), -torch.inf, dtype=scores.dtype, device=scores.device)
         best = best.scatter_reduce(0, context_pairs, scores.detach(), reduce="amax")
         weights = torch.exp(scores - best[context_pairs])
         totals = scores.new_zeros((n_pairs,)).index_add(0, context_pairs, weights)
         weights = weights / totals[context_pairs]
-        return out.index_add(0, context_pairs, weights[:, None] * values)
+        # The weighted sum per pair as one bag per pair over the rows of G
+        # (a pair with no rows gets an empty bag: zeros).
+        bags = torch.searchsorted(context_pairs, torch.arange(n_pairs, device=context_pairs.device))
+        return F.embedding_bag(context_rows, G, bags, mode="sum", per_sample_weights=weights)
 
 
 class RelationShim(ConfiguredTorchShim):
