@@ -259,3 +259,20 @@ def test_benchmarks_optimize_clear_errors(case, message, ner_pipeline, tmp_path,
         optimize.parse_args(_error_case(case, ner_pipeline, tmp_path))
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_benchmarks_component_cost(ner_pipeline, tmp_path, capsys):
+    import component_cost
+
+    output = tmp_path / "cost.json"
+    argv = ["--model", str(ner_pipeline / "original"), "--data", str(ner_pipeline / "gold.spacy")]
+    argv += ["--without", "spanbert", "spanbert_ner", "--output", str(output), "--batch-sizes", "2", "--rounds", "2"]
+    assert component_cost.main(argv) == 0
+    result = json.loads(output.read_text(encoding="utf8"))
+    assert result["pipe_names"] == {"full": ["transformer", "spanbert", "spanbert_ner"], "without": ["transformer"]}
+    assert len(result["rounds_words_per_second"]["full"]["2"]) == 2
+    best = result["words_per_second"]
+    assert result["share_kept"]["2"] == pytest.approx(best["full"]["2"] / best["without"]["2"])
+    assert "| share kept |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not in the pipeline"):
+        component_cost.main([*argv[:4], "--without", "ner", "--output", str(output)])
