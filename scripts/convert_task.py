@@ -4,7 +4,7 @@ raw files are there (`spacy project run all` calls this).
     python scripts/convert_task.py CONFIG DATA_DIR CORPUS_DIR
 
 CONFIG is a config name of configs/ (ner, nested_ner, textcat,
-textcat_multilabel, qa); DATA_DIR has the layout of the project's assets.
+textcat_multilabel, qa, rel, coref); DATA_DIR has the layout of the project's assets.
 Writes CORPUS_DIR/<train>.spacy and CORPUS_DIR/<dev>.spacy with the names
 project.yml's vars use by default for that config.
 """
@@ -54,6 +54,14 @@ TASKS = {
     "qa": [
         ["squad", "{data}/squad2/train.json", "{corpus}/squad2_train.spacy"],
         ["squad", "{data}/squad2/dev.json", "{corpus}/squad2_dev.spacy"],
+    ],
+    "rel": [
+        ["spert", "{data}/conll04/train.json", "{corpus}/conll04_train.spacy"],
+        ["spert", "{data}/conll04/dev.json", "{corpus}/conll04_dev.spacy"],
+    ],
+    "coref": [
+        ["conll2012", "{data}/litbank_coref/train", "{corpus}/litcoref_train.spacy"],
+        ["conll2012", "{data}/litbank_coref/dev", "{corpus}/litcoref_dev.spacy"],
     ],
 }
 

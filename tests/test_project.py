@@ -30,3 +30,24 @@ def test_project_all_workflow_converts_per_task_and_every_config_has_data():
     assert project["workflows"]["all"][0] == "convert-task"
     for name in TASKS:
         assert (ROOT / "configs" / f"{name}.cfg").exists()
+
+
+def test_project_convert_task_rel_and_coref(tmp_path):
+    data = tmp_path / "data"
+    (data / "conll04").mkdir(parents=True)
+    record = {
+        "tokens": ["Booth", "shot", "Lincoln", "."],
+        "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Peop", "start": 2, "end": 3}],
+        "relations": [{"type": "Kill", "head": 0, "tail": 1}],
+    }
+    for split in ("train", "dev"):
+        srsly.write_json(data / "conll04" / f"{split}.json", [record])
+        folder = data / "litbank_coref" / split
+        folder.mkdir(parents=True)
+        lines = ["#begin document (doc); part 000", "doc\t0\t0\tShe\t_\t(1)", "doc\t0\t1\tsaw\t_\t-"]
+        lines += ["doc\t0\t2\therself\t_\t(1)", "", "#end document"]
+        (folder / "doc.conll").write_text("\n".join(lines) + "\n", encoding="utf8")
+    assert main("rel", str(data), str(tmp_path / "corpus")) == 0
+    assert main("coref", str(data), str(tmp_path / "corpus")) == 0
+    names = sorted(p.name for p in (tmp_path / "corpus").iterdir())
+    assert names == ["conll04_dev.spacy", "conll04_train.spacy", "litcoref_dev.spacy", "litcoref_train.spacy"]
