@@ -48,7 +48,8 @@ def onnx_available() -> bool:
 def torch_runtime(module: PreTrainedModel, state: State, *, quantize: str, what: str) -> torch.nn.Module:
     """Load fp32 `state` into `module` (built from its config) and, for
     int8, replace its `Linear` layers by torch's dynamically quantized ones
-    (int8 weights with a per-tensor scale, activations quantized per batch).
+    (int8 weights with a scale per output channel, activations quantized per
+    batch: one scale for a whole weight matrix loses the small rows).
     Quantizing a given fp32 state is deterministic, so the weights are saved
     in fp32 and quantized at load.
 
@@ -70,7 +71,8 @@ def torch_runtime(module: PreTrainedModel, state: State, *, quantize: str, what:
                 "ignore", message=".*torch.ao.quantization is deprecated", category=DeprecationWarning
             )
             warnings.filterwarnings("ignore", message=".*quantized tensor creation functions", category=UserWarning)
-            module = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+            qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+            module = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
     return module
 
 
@@ -141,7 +143,9 @@ def export_onnx(model: PreTrainedModel, tokenizer: Any, *, quantize: str) -> byt
 
 def _quantize_onnx(data: bytes) -> bytes:
     """ONNX Runtime's dynamic int8 quantization of the weight `MatMul`s
-    (the `Linear` layers of the encoder), int8 weights."""
+    (the `Linear` layers of the encoder): int8 weights with a scale per
+    output channel (one per matrix costs several F points of NER on a MiniLM
+    pipeline, benchmarks/README.md), activations quantized per batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with make_tempdir() as tmp:
@@ -151,6 +155,7 @@ def _quantize_onnx(data: bytes) -> bytes:
             source,
             target,
             weight_type=QuantType.QInt8,
+            per_channel=True,
             op_types_to_quantize=["MatMul"],
             extra_options={"MatMulConstBOnly": True},
         )
