@@ -188,7 +188,7 @@ class OnnxEncoder(torch.nn.Module):
 
     def session(self) -> Any:
         """The ONNX Runtime session of this process, with as many intra-op
-        threads as torch uses here and one inter-op thread."""
+        threads as torch uses here, one inter-op thread and no spinning."""
         if self._session is None or self._pid != os.getpid():
             import onnxruntime
 
@@ -197,6 +197,9 @@ class OnnxEncoder(torch.nn.Module):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
             options.inter_op_num_threads = 1
+            # No busy-waiting between runs: ONNX Runtime's threads would spin
+            # on the cores that torch needs next for the span components.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(self.onnx_bytes, options, providers=["CPUExecutionProvider"])
             self._pid = os.getpid()
         return self._session
