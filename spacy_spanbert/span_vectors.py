@@ -6,20 +6,39 @@ the ways users read it back (`Span._.spanbert_vector`, and `span.vector` /
 from typing import Any, Dict, List, Optional
 
 import numpy
+import srsly
+from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc, Span, SpanGroup
 
 # The span group `spanbert` writes its candidates to, unless `spans_key` says otherwise.
 DEFAULT_SPANS_KEY = "spanbert"
 SPAN_VECTOR_EXTENSION = "spanbert_vector"
+# One span as `SpanGroup.to_bytes` packs it (struct ">QQQllll"): id, kb_id,
+# label, start, end, start_char, end_char, big-endian.
+SPAN_STRUCT = numpy.dtype(
+    [
+        ("id", ">u8"),
+        ("kb_id", ">u8"),
+        ("label", ">u8"),
+        ("start", ">i4"),
+        ("end", ">i4"),
+        ("start_char", ">i4"),
+        ("end_char", ">i4"),
+    ]
+)
 
 
 def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) -> SpanGroup:
     """A group of unlabelled spans of `doc`, one per [start, end) token row,
     in row order.
 
-    `Span(doc, start, end)` rather than `doc[start:end]`: the slice goes
-    through spaCy's Python-level slice normalisation, several times as costly,
-    and the group holds about eight spans per token.
+    The group holds about eight spans per token, and a Python `Span` per
+    candidate (each looking up two tokens for its character offsets) made
+    this the encoder's largest cost after the model on long docs. So the
+    spans' C structs are written in one vectorized step in the byte layout
+    of `SpanGroup.to_bytes` (the one `DocBin` stores, which spaCy reads
+    across versions) and loaded with `SpanGroup.from_bytes`;
+    tests/test_span_vectors pins the result to `Span(doc, start, end)`.
 
     doc (Doc): The doc the spans belong to.
     name (str): The group's name.
@@ -27,8 +46,21 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
     attrs (Dict): The group's attrs.
     RETURNS (SpanGroup): The group.
     """
-    spans = [Span(doc, start, end) for start, end in rows.tolist()]
-    return SpanGroup(doc, name=name, attrs=attrs, spans=spans)
+    rows = numpy.asarray(rows, dtype="int64").reshape((-1, 2))
+    token_chars = doc.to_array([IDX, LENGTH]).astype("int64").reshape((-1, 2))
+    records = numpy.zeros((len(rows),), dtype=SPAN_STRUCT)
+    records["start"] = rows[:, 0]
+    records["end"] = rows[:, 1]
+    if len(rows):
+        records["start_char"] = token_chars[rows[:, 0], 0]
+        last = token_chars[rows[:, 1] - 1]
+        records["end_char"] = last[:, 0] + last[:, 1]
+    raw = records.tobytes()
+    size = SPAN_STRUCT.itemsize
+    spans = [raw[i : i + size] for i in range(0, len(raw), size)]
+    group = SpanGroup(doc, name=name).from_bytes(srsly.msgpack_dumps({"name": name, "attrs": {}, "spans": spans}))
+    group.attrs.update(attrs)
+    return group
 
 
 def group_offsets(group: SpanGroup) -> numpy.ndarray:
