@@ -13,6 +13,8 @@ from spacy.tokens import Doc, Span, SpanGroup
 # The span group `spanbert` writes its candidates to, unless `spans_key` says otherwise.
 DEFAULT_SPANS_KEY = "spanbert"
 SPAN_VECTOR_EXTENSION = "spanbert_vector"
+# From this many spans on, span_group_from_rows writes the group's bytes.
+BYTES_MIN_SPANS = 1024
 # One span as `SpanGroup.to_bytes` packs it (struct ">QQQllll"): id, kb_id,
 # label, start, end, start_char, end_char, big-endian.
 SPAN_STRUCT = numpy.dtype(
@@ -32,13 +34,15 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
     """A group of unlabelled spans of `doc`, one per [start, end) token row,
     in row order.
 
-    The group holds about eight spans per token, and a Python `Span` per
-    candidate (each looking up two tokens for its character offsets) made
-    this the encoder's largest cost after the model on long docs. So the
-    spans' C structs are written in one vectorized step in the byte layout
-    of `SpanGroup.to_bytes` (the one `DocBin` stores, which spaCy reads
-    across versions) and loaded with `SpanGroup.from_bytes`;
-    tests/test_span_vectors pins the result to `Span(doc, start, end)`.
+    The group holds about eight spans per token. A Python `Span` per
+    candidate (each looking up two tokens for its character offsets) costs
+    about 2 us, which makes it the encoder's largest cost after the model on
+    long docs; so a large group is written instead in one vectorized step in
+    the byte layout of `SpanGroup.to_bytes` (the one `DocBin` stores, which
+    spaCy reads across versions) and loaded with `SpanGroup.from_bytes`,
+    whose msgpack round trip costs a fixed ~0.5 ms: less than the Spans only
+    from about `BYTES_MIN_SPANS` spans on. tests/test_span_vectors.py pins
+    both ways to each other.
 
     doc (Doc): The doc the spans belong to.
     name (str): The group's name.
@@ -46,15 +50,16 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
     attrs (Dict): The group's attrs.
     RETURNS (SpanGroup): The group.
     """
+    if len(rows) < BYTES_MIN_SPANS:
+        return SpanGroup(doc, name=name, attrs=attrs, spans=[Span(doc, start, end) for start, end in rows.tolist()])
     rows = numpy.asarray(rows, dtype="int64").reshape((-1, 2))
     token_chars = doc.to_array([IDX, LENGTH]).astype("int64").reshape((-1, 2))
     records = numpy.zeros((len(rows),), dtype=SPAN_STRUCT)
     records["start"] = rows[:, 0]
     records["end"] = rows[:, 1]
-    if len(rows):
-        records["start_char"] = token_chars[rows[:, 0], 0]
-        last = token_chars[rows[:, 1] - 1]
-        records["end_char"] = last[:, 0] + last[:, 1]
+    records["start_char"] = token_chars[rows[:, 0], 0]
+    last = token_chars[rows[:, 1] - 1]
+    records["end_char"] = last[:, 0] + last[:, 1]
     raw = records.tobytes()
     size = SPAN_STRUCT.itemsize
     spans = [raw[i : i + size] for i in range(0, len(raw), size)]

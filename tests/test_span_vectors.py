@@ -1,11 +1,13 @@
-"""`span_group_from_rows` writes the spans' structs in SpanGroup's byte
-layout: the group must equal one built Span by Span."""
+"""`span_group_from_rows` writes a large group's spans in SpanGroup's byte
+layout: the group must equal one built Span by Span, the way small groups
+are built."""
 
 import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span, SpanGroup
 
+from spacy_spanbert import span_vectors
 from spacy_spanbert.span_vectors import span_group_from_rows
 
 
@@ -26,7 +28,9 @@ def _fields(group):
         (["a"], [False]),
     ],
 )
-def test_span_group_from_rows_equals_span_by_span(words, spaces):
+@pytest.mark.parametrize("bytes_min_spans", [0, 10**9])
+def test_span_group_from_rows_equals_span_by_span(words, spaces, bytes_min_spans, monkeypatch):
+    monkeypatch.setattr(span_vectors, "BYTES_MIN_SPANS", bytes_min_spans)
     doc = Doc(spacy.blank("en").vocab, words=words, spaces=spaces)
     rows = _rows(len(doc), 4)
     attrs = {"vectors": numpy.ones((len(rows), 3), dtype="float32"), "offsets": rows}
@@ -41,7 +45,9 @@ def test_span_group_from_rows_equals_span_by_span(words, spaces):
     assert _fields(restored.spans["cands"]) == _fields(reference)
 
 
-def test_span_group_from_rows_empty():
+@pytest.mark.parametrize("bytes_min_spans", [0, 10**9])
+def test_span_group_from_rows_empty(bytes_min_spans, monkeypatch):
+    monkeypatch.setattr(span_vectors, "BYTES_MIN_SPANS", bytes_min_spans)
     doc = Doc(spacy.blank("en").vocab, words=["a", "b"])
     group = span_group_from_rows(doc, "cands", numpy.zeros((0, 2), dtype="int32"), {"offsets": []})
     assert len(group) == 0 and group.attrs == {"offsets": []}
