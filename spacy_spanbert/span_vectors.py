@@ -36,7 +36,7 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
 
     The group holds about eight spans per token. A Python `Span` per
     candidate (each looking up two tokens for its character offsets) costs
-    about 2 us, which makes it the encoder's largest cost after the model on
+    up to about 1 us, which makes it the encoder's largest cost after the model on
     long docs; so a large group is written instead in one vectorized step in
     the byte layout of `SpanGroup.to_bytes` (the one `DocBin` stores, which
     spaCy reads across versions) and loaded with `SpanGroup.from_bytes`,
