@@ -85,7 +85,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
 import srsly
@@ -446,19 +446,16 @@ def one_doc_batches(train: Path, batch_words: int, max_length: int) -> bool:
     return all(2 * len(doc) > batch_words and not 0 < max_length <= len(doc) for doc in read_docs(train))
 
 
-def coref_baseline_budget(config: Config, args: argparse.Namespace, folder: Path, curve_path: Path) -> None:
-    """The `spacy` coref system's data, batches and logger: the training docs
+def coref_baseline_budget(config: Config, args: argparse.Namespace, folder: Path) -> None:
+    """The `spacy` coref system's data and batches: the training docs
     with head words (`coref_baseline.py prepare` writes them to
     FOLDER/train_heads.spacy). spacy-experimental's components take one doc
     per batch, so batch_by_padded is kept only when it gives each doc a
     batch of its own (as for both systems on LitBank); else one doc a batch."""
-    import coref_baseline
-
     config["paths"]["train"] = str(folder / "train_heads.spacy")
     max_length = int(config["corpora"]["train"]["max_length"] or 0)
     if not one_doc_batches(args.train, args.batch_words, max_length):
         config["training"]["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "size": 1, "get_length": None}
-    config["training"]["logger"] = {"@loggers": coref_baseline.LOGGER, "path": str(curve_path)}
 
 
 def looks_like_a_path(encoder: str) -> bool:
@@ -551,7 +548,7 @@ def build_config(task: str, system: str, args: argparse.Namespace, curve_path: P
     schedule["total_steps"] = args.steps
     training["logger"] = {"@loggers": "spacy-spanbert-bench.curve.v1", "path": str(curve_path)}
     if task == "coref" and system == "spacy":
-        coref_baseline_budget(config, args, Path(curve_path).parent, curve_path)
+        coref_baseline_budget(config, args, Path(curve_path).parent)
     return config
 
 
@@ -839,54 +836,39 @@ def rel_table(results: Dict[str, Any]) -> str:
     """The rel table: per split, the end-to-end rows (predicted entities)
     and the gold-entity rows (the relation head alone), each with the
     differences to spanbert."""
-    report = TASKS["rel"]["report"]
-    systems = results["systems"]
-    head = ["split", "entities", "system"] + report + ["train s", "words/s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for split in ("dev", "test"):
-        for entities, key in (("predicted", split), ("gold", f"{split}_gold_entities")):
-            if not all(key in r for r in systems.values()):
-                continue
-            for name, res in systems.items():
-                row = [split, entities, name] + [fmt(res[key].get(m)) for m in report]
-                row += [f"{res['train_seconds']:.0f}", f"{res['words_per_second']:.0f}"]
-                lines.append("| " + " | ".join(row) + " |")
-            for other in [name for name in systems if name != "spanbert" and "spanbert" in systems]:
-                a, b = systems["spanbert"], systems[other]
-                row = [split, entities, f"spanbert - {other}"]
-                for m in report:
-                    x, y = a[key].get(m), b[key].get(m)
-                    row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")
-                row += [
-                    f"x{a['train_seconds'] / b['train_seconds']:.2f}" if b["train_seconds"] else "-",
-                    f"x{a['words_per_second'] / b['words_per_second']:.2f}",
-                ]
-                lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    return variants_table(results, "rel", "entities", [("predicted", ""), ("gold", "_gold_entities")])
 
 
 def coref_table(results: Dict[str, Any]) -> str:
     """The coref table: per split, the rows over all clusters and those
     without singleton clusters, each with the differences to spanbert."""
-    report = TASKS["coref"]["report"]
+    return variants_table(results, "coref", "clusters", [("all", ""), ("no singletons", "_without_singletons")])
+
+
+def variants_table(results: Dict[str, Any], task: str, column: str, variants: List[Tuple[str, str]]) -> str:
+    """Per split and per scoring variant (`column` names it; the scores of
+    variant (label, suffix) are under the split's name + suffix), a row per
+    system and the differences to spanbert."""
+    report = TASKS[task]["report"]
     systems = results["systems"]
-    head = ["split", "clusters", "system"] + report + ["train s", "words/s"]
+    head = ["split", column, "system"] + report + ["train s", "words/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def ratio(x, y):
         return f"x{x / y:.2f}" if x and y else "-"
 
     for split in ("dev", "test"):
-        for clusters, key in (("all", split), ("no singletons", f"{split}_without_singletons")):
+        for label, suffix in variants:
+            key = split + suffix
             if not all(key in r for r in systems.values()):
                 continue
             for name, res in systems.items():
-                row = [split, clusters, name] + [fmt(res[key].get(m)) for m in report]
+                row = [split, label, name] + [fmt(res[key].get(m)) for m in report]
                 row += [f"{res['train_seconds']:.0f}", fmt(res.get("words_per_second"))]
                 lines.append("| " + " | ".join(row) + " |")
             for other in [name for name in systems if name != "spanbert" and "spanbert" in systems]:
                 a, b = systems["spanbert"], systems[other]
-                row = [split, clusters, f"spanbert - {other}"]
+                row = [split, label, f"spanbert - {other}"]
                 for m in report:
                     x, y = a[key].get(m), b[key].get(m)
                     row.append(f"{100 * (x - y):+.2f}" if x is not None and y is not None else "-")

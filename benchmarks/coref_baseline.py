@@ -59,7 +59,8 @@ SCORING = REPO / "spacy_spanbert" / "coref" / "scoring.py"
 CLUSTER_PREFIX = "coref_clusters"
 HEAD_PREFIX = "coref_head_clusters"
 READER = "spacy-spanbert-bench.coref_gold_words.v1"
-LOGGER = "spacy-spanbert-bench.coref_baseline_curve.v1"
+# accuracy.py's learning-curve logger (register() imports accuracy.py for it)
+LOGGER = "spacy-spanbert-bench.curve.v1"
 HEAD_WORD_NOTE = (
     "head word of a mention = its last token (no dependency parser for spaCy 3.7 offline; spaCy's coref "
     "project uses the parse's root); of the mentions ending on the same token, only the shortest is kept "
@@ -182,6 +183,9 @@ def register() -> None:
     from spacy.training import Corpus, Example
 
     load_project_scorer()
+    # accuracy.py's learning-curve logger, which the config names (the
+    # module runs on spaCy 3.7: it imports the package only inside functions)
+    import accuracy  # noqa: F401
 
     def read(corpus, copy_heads: bool, nlp):
         for eg in corpus(nlp):
@@ -206,34 +210,6 @@ def register() -> None:
         """spaCy's Corpus (the same docs), each predicted doc in the
         reference's tokens, with its head clusters if `copy_heads`."""
         return partial(read, Corpus(path, max_length=max_length, limit=limit), copy_heads)
-
-    @util.registry.loggers(LOGGER)
-    def curve_logger(path: str):
-        """One line per evaluation on stdout and in a JSONL file (accuracy.py's rows)."""
-
-        def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
-            start = time.perf_counter()
-            Path(path).write_text("")
-
-            def log_step(info):
-                if info is None:
-                    return
-                row = {
-                    "step": info["step"],
-                    "score": info["score"],
-                    "losses": {k: float(v) for k, v in info["losses"].items()},
-                    "seconds": round(time.perf_counter() - start, 1),
-                    "other_scores": {k: v for k, v in info["other_scores"].items() if isinstance(v, (int, float))},
-                }
-                with open(path, "a", encoding="utf8") as f:
-                    f.write(json.dumps(row) + "\n")
-                losses = " ".join(f"{k}={v:.2f}" for k, v in row["losses"].items())
-                stdout.write(f"  step {row['step']:>5}  score {row['score']:.4f}  {losses}  {row['seconds']}s\n")
-                stdout.flush()
-
-            return log_step, lambda: None
-
-        return setup
 
 
 def train(config: Path, output: Path, seed: int) -> None:
