@@ -1,7 +1,7 @@
 """Render the README's pictures of span pairs from trained pipelines:
 relations as displaCy arcs (`docs/relations.svg`) and coreference clusters
-in displaCy's span style (`docs/coref.html`, and `docs/coref.svg`, the same
-markup wrapped for an <img> tag).
+in displaCy's span style (`docs/coref.svg`: displaCy's HTML wrapped in an
+SVG so that an <img> tag shows it).
 
     python scripts/render_pictures.py --rel REL_PIPELINE --coref COREF_PIPELINE --output docs/
 
@@ -43,7 +43,6 @@ def render_clusters(model: Path, output: Path) -> Path:
     nlp = spacy.load(model)
     data, options = clusters_for_displacy(nlp(COREF_TEXT), include_singletons=False)
     markup = displacy.render(data, style="span", manual=True, options=options, jupyter=False)
-    (output / "coref.html").write_text(markup, encoding="utf8")
     # GitHub shows an SVG in an <img> tag but not raw HTML: wrap the markup
     # in a foreignObject so the README can embed it like the other pictures.
     svg = (

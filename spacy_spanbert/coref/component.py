@@ -95,10 +95,9 @@ def make_spanbert_coref(
         singletons. 0 leaves only the loss of Lee et al.
     scorer (Optional[Callable]): The scoring method.
     learn_rate_scale (float): Train this component's own weights at this
-        multiple of the optimizer's learning rate (default 10: Joshi et al.
-        2019 fine-tune BERT at 1e-5-2e-5 and the coreference scorers at 2e-4;
-        at the encoder's rate the head had barely learned to link after 300
-        steps on LitBank, benchmarks/README.md).
+        multiple of the optimizer's learning rate (default 10: span-ranking
+        coreference trains its scorers well above the encoder's rate, as
+        Joshi et al. 2019 do for BERT).
     """
     return SpanBertCoref(
         nlp.vocab,

@@ -144,8 +144,8 @@ def export_onnx(model: PreTrainedModel, tokenizer: Any, *, quantize: str) -> byt
 def _quantize_onnx(data: bytes) -> bytes:
     """ONNX Runtime's dynamic int8 quantization of the weight `MatMul`s
     (the `Linear` layers of the encoder): int8 weights with a scale per
-    output channel (one per matrix costs several F points of NER on a MiniLM
-    pipeline, benchmarks/README.md), activations quantized per batch."""
+    output channel (one scale per matrix loses the small rows), activations
+    quantized per batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with make_tempdir() as tmp:
