@@ -47,7 +47,7 @@ def _clusters(doc, prefix="coref_clusters"):
     return [[(s.start, s.end) for s in doc.spans[k]] for k in keys]
 
 
-_train = partial(train_losses, name="spanbert_coref", n_iter=50, lr=0.002)
+_train = partial(train_losses, name="spanbert_coref", n_iter=60, lr=0.002)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def trained(tiny_bert):
     DATA exactly, so the comparisons below compare real clusters."""
     nlp = make_nlp(tiny_bert, NGRAMS_4)
     nlp.add_pipe("spanbert_coref", config={"model": {"dropout": 0.0}, "learn_rate_scale": 3.0})
-    train_losses(nlp, _examples(nlp), name="spanbert_coref", n_iter=50, lr=0.002)
+    train_losses(nlp, _examples(nlp), name="spanbert_coref", n_iter=60, lr=0.002)
     return nlp
 
 

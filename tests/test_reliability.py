@@ -109,8 +109,8 @@ def _initialize(nlp, n_updates=0):
 
 @pytest.fixture(scope="module")
 def trained(tiny_bert):
-    """The joint pipeline after 20 update steps: it finds the entities of DATA."""
-    return _initialize(_build(tiny_bert), n_updates=20)
+    """The joint pipeline after 30 update steps: it finds the entities of DATA."""
+    return _initialize(_build(tiny_bert), n_updates=30)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .span_attention import LocalSpanAttention
-from .span_representation import SpanRepresentation
+from .span_representation import N_WIDTH_BUCKETS, SpanRepresentation
 from .torch_shim import ConfiguredTorchShim
 
 # Inference on inputs longer than this (tokens in one batch) runs in chunks of
@@ -68,11 +68,20 @@ class SpanEncoderModule(nn.Module):
         # A span vector is a weighted bag of table rows and the first layer's
         # QKV projection is linear, so QKV(H) = sum_r w_r (W table_r) + b:
         # the table's ~3 rows per token are projected instead of the ~8
-        # spans per token, and one gather gives both H and QKV(H).
+        # spans per token, and one gather gives both H and QKV(H). Every
+        # span takes exactly one width row (the table's last rows) with
+        # weight 1, so b is added to those rows. The gather writes the
+        # padded Q/K/V table of the layer's key blocks directly (empty bags
+        # are zero rows).
         first = self.layers[0]
+        blocks = first.blocks(starts)
         width = table.shape[1]
-        both = self.represent.gather(bags, torch.cat([table, F.linear(table, first.qkv.weight)], dim=1))
-        H = first(both[:, :width], starts, doc_ids, qkv=both[:, width:] + first.qkv.bias)
+        projected = F.linear(table, first.qkv.weight)
+        projected[-N_WIDTH_BUCKETS:] += first.qkv.bias
+        padded_bags = self.represent.pad_bags(bags, blocks.before, blocks.n_rows - blocks.before - starts.shape[0])
+        both = self.represent.gather(padded_bags, torch.cat([table, projected], dim=1))
+        H = both[blocks.before : blocks.before + starts.shape[0], :width]
+        H = first(H, starts, doc_ids, qkv=both[:, width:], blocks=blocks)
         for layer in self.layers[1:]:
             H = layer(H, starts, doc_ids)
         return H

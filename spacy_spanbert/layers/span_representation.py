@@ -132,6 +132,15 @@ class SpanRepresentation(nn.Module):
         return rows, bag_offsets, weights
 
     @staticmethod
+    def pad_bags(bags: Bags, before: int, after: int) -> Bags:
+        """`bags` with `before` empty bags in front and `after` behind: their
+        gathered rows are zeros."""
+        rows, bag_offsets, weights = bags
+        front = bag_offsets.new_zeros(before)
+        back = bag_offsets.new_full((after,), rows.shape[0])
+        return rows, torch.cat([front, bag_offsets, back]), weights
+
+    @staticmethod
     def gather(bags: Bags, table: torch.Tensor) -> torch.Tensor:
         """One vector per bag: the weighted sum of its rows of `table`."""
         rows, bag_offsets, weights = bags
