@@ -618,6 +618,12 @@ class Errors(metaclass=ErrorsWithCodes):
         "and quantize {quantize}. Set them back in config.cfg, or optimize the "
         "original pipeline again with the settings you want."
     )
+    E710 = (
+        "transformer (spacy-spanbert.OptimizedTransformerModel.v1): the encoder "
+        "returned the output {name!r}, which an optimized transformer cannot "
+        "assemble from its length buckets (known: {known}). Turn that output off "
+        "in [components.transformer.model.transformer_config]."
+    )
 
 
 class Warnings(metaclass=ErrorsWithCodes):

@@ -14,6 +14,7 @@ from spacy_transformers.layers.hf_shim import HFShim
 
 from ..errors import Errors
 from ..serialize import state_from_bytes, state_to_bytes
+from .buckets import LengthBuckets
 from .runtimes import OnnxEncoder, export_onnx, torch_runtime
 
 ARCHITECTURE = "spacy-spanbert.OptimizedTransformerModel.v1"
@@ -55,7 +56,8 @@ class OptimizedHFShim(HFShim):
         else:
             module = OnnxEncoder(weights["onnx"].numpy().tobytes(), config)
         self._weights = weights
-        self._model = module
+        # What `predict` calls: the runtime, one length group at a time.
+        self._model = LengthBuckets(module)
         self._hfmodel = HFObjects(
             tokenizer,
             module,

@@ -56,14 +56,17 @@ def _max_diff(x: numpy.ndarray, y: numpy.ndarray) -> float:
 
 
 def _transformer_outputs(a: Doc, b: Doc):
-    """The last hidden states both docs carry in `doc._.trf_data`, or (None, None)."""
+    """The last hidden states both docs carry in `doc._.trf_data` at their
+    real word pieces (padding positions carry no meaning, and an optimized
+    transformer leaves them zero), or (None, None)."""
     if not Doc.has_extension("trf_data") or a._.trf_data is None or b._.trf_data is None:
         return None, None
     x: Optional[Any] = a._.trf_data.model_output.get("last_hidden_state")
     y: Optional[Any] = b._.trf_data.model_output.get("last_hidden_state")
     if x is None or y is None or x.shape != y.shape:
         return None, None
-    return x, y
+    real = numpy.asarray(a._.trf_data.wordpieces.attention_mask, dtype=bool)
+    return numpy.asarray(x)[real], numpy.asarray(y)[real]
 
 
 def _span_vectors(a: Doc, b: Doc):

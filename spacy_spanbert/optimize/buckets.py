@@ -1,0 +1,119 @@
+"""Length buckets: an optimized transformer runs a batch as groups of rows
+of similar length, each cut to its own longest row.
+
+spacy-transformers pads every row of a batch to the batch's longest row, and
+the encoder's cost grows with the padded size: on short texts most of a
+batch of 16 or 64 is padding. Here the rows are sorted by extent (the
+position after their last real word piece), cut into consecutive groups by
+a dynamic program that minimises the padded size plus a fixed cost per call,
+and each group runs with the padding columns after its longest row removed.
+That changes no real position's output: its attention never reaches a
+masked key, and position ids count from the left. So the result is the one
+batched call's up to float rounding, and up to the activation scales of
+dynamic int8 quantization, which are computed per call. Left-padded rows
+reach the full width, so they run uncut.
+"""
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+
+from ..errors import Errors
+
+# What one more encoder call costs, in padded word pieces: a call's fixed
+# work (session start, thinner matrix products) against the cost per piece.
+CALL_COST = 128
+# The axes that index word-piece positions, per encoder output (for
+# "hidden_states" and "attentions", in each layer's tensor).
+POSITION_AXES: Dict[str, Tuple[int, ...]] = {
+    "last_hidden_state": (1,),
+    "pooler_output": (),
+    "hidden_states": (1,),
+    "attentions": (2, 3),
+}
+PER_LAYER = ("hidden_states", "attentions")
+
+
+def length_groups(extents: Sequence[int], call_cost: int = CALL_COST) -> List[List[int]]:
+    """Rows grouped for the fewest padded pieces plus `call_cost` per group.
+
+    extents (Sequence[int]): Per row, the padded length it needs.
+    call_cost (int): The cost of one more group, in pieces.
+    RETURNS (List[List[int]]): Row indices per group, each sorted by extent,
+        groups in order of extent.
+    """
+    order = sorted(range(len(extents)), key=lambda i: extents[i])
+    lengths = [extents[i] for i in order]
+    n = len(lengths)
+    # best[j]: the least cost of the first j sorted rows; cut[j]: where
+    # the last group of that solution starts.
+    best = [0] * (n + 1)
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        width = lengths[j - 1]
+        best[j], cut[j] = min((best[i] + (j - i) * width + call_cost, i) for i in range(j))
+    groups = []
+    j = n
+    while j:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]
+
+
+class LengthBuckets(torch.nn.Module):
+    """A Hugging Face encoder (or a stand-in with the same call) run one
+    length group at a time; the outputs are assembled to the batch's padded
+    shape. Padding positions hold zeros past their group's cut and the
+    encoder's values before it: neither means anything.
+
+    encoder (torch.nn.Module): The encoder.
+    """
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    @property
+    def config(self) -> Any:
+        return self.encoder.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
+        n_rows, width = input_ids.shape
+        positions = torch.arange(1, width + 1, device=attention_mask.device)
+        extents = (attention_mask.ne(0) * positions).amax(dim=1).clamp(min=1).tolist()
+        parts = []
+        for group in length_groups(extents, CALL_COST):
+            rows = torch.tensor(group, device=input_ids.device)
+            cut = max(extents[i] for i in group)
+            feeds = {key: value[rows, :cut] if torch.is_tensor(value) else value for key, value in kwargs.items()}
+            parts.append((rows, cut, self.encoder(input_ids[rows, :cut], attention_mask[rows, :cut], **feeds)))
+        first = parts[0][2]
+        fields = {}
+        for name in first.keys():
+            if name not in POSITION_AXES:
+                raise ValueError(Errors.E710.format(name=name, known=", ".join(POSITION_AXES)))
+            axes = POSITION_AXES[name]
+            if name in PER_LAYER:
+                fields[name] = tuple(
+                    _scatter([(r, c, out[name][layer]) for r, c, out in parts], axes, n_rows, width)
+                    for layer in range(len(first[name]))
+                )
+            else:
+                fields[name] = _scatter([(r, c, out[name]) for r, c, out in parts], axes, n_rows, width)
+        return type(first)(**fields)
+
+
+def _scatter(parts: List[Any], axes: Tuple[int, ...], n_rows: int, width: int) -> torch.Tensor:
+    """The groups' values (rows on axis 0, positions cut to `cut` on `axes`)
+    put back at their batch rows in a zero tensor of the full batch shape."""
+    sample = parts[0][2]
+    shape = [n_rows] + list(sample.shape[1:])
+    for axis in axes:
+        shape[axis] = width
+    full = sample.new_zeros(shape)
+    for rows, cut, values in parts:
+        index: List[Any] = [rows] + [slice(None)] * (values.dim() - 1)
+        for axis in axes:
+            index[axis] = slice(0, cut)
+        full[tuple(index)] = values
+    return full
