@@ -237,13 +237,14 @@ class SpanBertNER(LabelledSpanBertHead):
         probs = ops.to_numpy(probs)[:, : len(self.labels)]
         threshold = self.cfg["threshold"]
         key = self.spans_key
+        labels = self.labels
         for doc, (doc_slice, doc_offsets) in zip(docs, doc_rows(ops, indices)):
             doc_probs = probs[doc_slice]
             rows, cols = numpy.nonzero(doc_probs >= threshold)
             scores = doc_probs[rows, cols].astype("float32")
             spans = [
-                Span(doc, int(doc_offsets[r, 0]), int(doc_offsets[r, 1]), label=self.labels[c])
-                for r, c in zip(rows, cols)
+                Span(doc, start, end, label=labels[c])
+                for (start, end), c in zip(doc_offsets[rows].tolist(), cols.tolist())
             ]
             doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": numpy.ascontiguousarray(scores)}, spans=spans)
             self._set_ents(doc, spans, scores)
