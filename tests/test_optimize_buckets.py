@@ -112,3 +112,53 @@ def test_buckets_refuse_an_output_they_cannot_assemble():
     ids, mask = _batch([2, 3], 3)
     with pytest.raises(ValueError, match="E710.*'logits'.*transformer_config"):
         LengthBuckets(Odd())(ids, mask)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_concurrent_buckets_give_the_sequential_outputs(bert, two_threads):
+    lengths = [3, 40, 7, 40, 2, 12, 39, 1] * 8
+    ids, mask = _batch(lengths, 40)
+    with torch.no_grad():
+        one_by_one = LengthBuckets(bert)(ids, mask)
+        concurrent = LengthBuckets(bert, concurrent=True)(ids, mask)
+    real = mask.bool()
+    torch.testing.assert_close(concurrent.last_hidden_state[real], one_by_one.last_hidden_state[real])
+    torch.testing.assert_close(concurrent.pooler_output, one_by_one.pooler_output)
+
+
+class _Recorder(torch.nn.Module):
+    """A stand-in encoder that records the rows and thread of every call."""
+
+    config = None
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, input_ids, attention_mask):
+        import threading
+
+        from transformers.modeling_outputs import BaseModelOutput
+
+        self.calls.append((input_ids.shape[0], threading.current_thread().name))
+        return BaseModelOutput(last_hidden_state=input_ids[..., None].float())
+
+
+def test_concurrent_buckets_split_one_long_group_over_the_threads(two_threads):
+    """One long doc (many windows of the same length) still uses every thread."""
+    ids, mask = _batch([128] * 10, 128)
+    encoder = _Recorder()
+    out = LengthBuckets(encoder, concurrent=True)(ids, mask)
+    assert sorted(n for n, _ in encoder.calls) == [5, 5]
+    assert all(name.startswith("spanbert-onnx") for _, name in encoder.calls)
+    torch.testing.assert_close(out.last_hidden_state[..., 0], ids.float())
+    encoder.calls.clear()
+    LengthBuckets(encoder)(ids, mask)
+    assert [n for n, _ in encoder.calls] == [10]

@@ -11,10 +11,13 @@ That changes no real position's output: its attention never reaches a
 masked key, and position ids count from the left. So the result is the one
 batched call's up to float rounding, and up to the activation scales of
 dynamic int8 quantization, which are computed per call. Left-padded rows
-reach the full width, so they run uncut.
+reach the full width, so they run uncut. The groups of an ONNX Runtime
+session run concurrently, one per thread (`LengthBuckets`).
 """
 
-from typing import Any, Dict, List, Sequence, Tuple
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,7 +25,7 @@ from ..errors import Errors
 
 # What one more encoder call costs, in padded word pieces: a call's fixed
 # work (session start, thinner matrix products) against the cost per piece.
-CALL_COST = 128
+CALL_COST = 64
 # The axes that index word-piece positions, per encoder output (for
 # "hidden_states" and "attentions", in each layer's tensor).
 POSITION_AXES: Dict[str, Tuple[int, ...]] = {
@@ -66,12 +69,23 @@ class LengthBuckets(torch.nn.Module):
     shape. Padding positions hold zeros past their group's cut and the
     encoder's values before it: neither means anything.
 
+    With `concurrent`, the groups run at the same time on as many threads as
+    torch uses in this process (each call of the encoder on one thread: an
+    ONNX Runtime session with one intra-op thread, which releases the GIL
+    while it runs), and a group larger than its share of the rows is split,
+    so that one long doc still uses every thread. Without it (a torch
+    module, which parallelises within each operation) they run one by one.
+
     encoder (torch.nn.Module): The encoder.
+    concurrent (bool): Whether to run the groups on a thread pool.
     """
 
-    def __init__(self, encoder: torch.nn.Module):
+    def __init__(self, encoder: torch.nn.Module, *, concurrent: bool = False):
         super().__init__()
         self.encoder = encoder
+        self.concurrent = concurrent
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool_key: Optional[Tuple[int, int]] = None
 
     @property
     def config(self) -> Any:
@@ -81,12 +95,24 @@ class LengthBuckets(torch.nn.Module):
         n_rows, width = input_ids.shape
         positions = torch.arange(1, width + 1, device=attention_mask.device)
         extents = (attention_mask.ne(0) * positions).amax(dim=1).clamp(min=1).tolist()
-        parts = []
-        for group in length_groups(extents, CALL_COST):
-            rows = torch.tensor(group, device=input_ids.device)
-            cut = max(extents[i] for i in group)
+        workers = torch.get_num_threads() if self.concurrent else 1
+        share = -(-n_rows // workers)
+        calls = [
+            group[i : i + share] for group in length_groups(extents, CALL_COST) for i in range(0, len(group), share)
+        ]
+
+        def run(rows_list: List[int]) -> Tuple[torch.Tensor, int, Any]:
+            rows = torch.tensor(rows_list, device=input_ids.device)
+            cut = max(extents[i] for i in rows_list)
             feeds = {key: value[rows, :cut] if torch.is_tensor(value) else value for key, value in kwargs.items()}
-            parts.append((rows, cut, self.encoder(input_ids[rows, :cut], attention_mask[rows, :cut], **feeds)))
+            return rows, cut, self.encoder(input_ids[rows, :cut], attention_mask[rows, :cut], **feeds)
+
+        if workers == 1 or len(calls) == 1:
+            parts = [run(rows) for rows in calls]
+        else:
+            # The largest calls first, so that the last to finish is small.
+            calls.sort(key=lambda rows: -len(rows) * max(extents[i] for i in rows))
+            parts = list(self._threads(workers).map(run, calls))
         first = parts[0][2]
         fields = {}
         for name in first.keys():
@@ -101,6 +127,22 @@ class LengthBuckets(torch.nn.Module):
             else:
                 fields[name] = _scatter([(r, c, out[name]) for r, c, out in parts], axes, n_rows, width)
         return type(first)(**fields)
+
+    def _threads(self, workers: int) -> ThreadPoolExecutor:
+        """This process's pool of `workers` threads (a forked worker of
+        spaCy's `n_process` makes its own: the parent's threads are not in it)."""
+        key = (os.getpid(), workers)
+        if self._pool is None or self._pool_key != key:
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spanbert-onnx")
+            self._pool_key = key
+        return self._pool
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A thread pool cannot be copied or pickled; the copy makes its own.
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        state["_pool_key"] = None
+        return state
 
 
 def _scatter(parts: List[Any], axes: Tuple[int, ...], n_rows: int, width: int) -> torch.Tensor:

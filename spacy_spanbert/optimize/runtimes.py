@@ -167,8 +167,7 @@ class OnnxEncoder(torch.nn.Module):
     shim: the same call (input_ids, attention_mask, token_type_ids as
     tensors) and output type, computed by an ONNX Runtime session. The
     session is created on first use in each process, so that spaCy's
-    `n_process` workers (forked, torch single-threaded, see `_fork.py`) each
-    make their own with their own thread budget."""
+    `n_process` workers (forked, see `_fork.py`) each make their own."""
 
     def __init__(self, onnx_bytes: bytes, config: PretrainedConfig):
         super().__init__()
@@ -187,19 +186,18 @@ class OnnxEncoder(torch.nn.Module):
         return torch.device("cpu")
 
     def session(self) -> Any:
-        """The ONNX Runtime session of this process, with as many intra-op
-        threads as torch uses here, one inter-op thread and no spinning."""
+        """The ONNX Runtime session of this process, with one intra-op and
+        one inter-op thread: the optimized transformer runs its length groups
+        on as many threads as torch uses here (`LengthBuckets`), which keeps
+        both cores busier than splitting every operation of one call."""
         if self._session is None or self._pid != os.getpid():
             import onnxruntime
 
             if self._session is not None:
                 self._inherited.append(self._session)
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
+            options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
-            # No busy-waiting between runs: ONNX Runtime's threads would spin
-            # on the cores that torch needs next for the span components.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(self.onnx_bytes, options, providers=["CPUExecutionProvider"])
             self._pid = os.getpid()
         return self._session

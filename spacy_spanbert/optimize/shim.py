@@ -56,8 +56,9 @@ class OptimizedHFShim(HFShim):
         else:
             module = OnnxEncoder(weights["onnx"].numpy().tobytes(), config)
         self._weights = weights
-        # What `predict` calls: the runtime, one length group at a time.
-        self._model = LengthBuckets(module)
+        # What `predict` calls: the runtime, by length groups; ONNX Runtime
+        # sessions run one group per thread (see OnnxEncoder.session).
+        self._model = LengthBuckets(module, concurrent=self.runtime == "onnx")
         self._hfmodel = HFObjects(
             tokenizer,
             module,
