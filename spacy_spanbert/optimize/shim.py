@@ -36,8 +36,9 @@ class OptimizedHFShim(HFShim):
         super().__init__(hf_model, **kwargs)
         self.runtime = runtime
         self.quantize = quantize
-        # What `to_bytes` saves: the fp32 weights (torch, quantized at load)
-        # or the ONNX model as a uint8 tensor (onnx, quantized at export).
+        # What `to_bytes` saves: the fp32 weights (torch, quantized at load);
+        # for onnx, None: the ONNX model (quantized at export) is saved from
+        # the bytes the runtime keeps, so that it is in memory once.
         self._weights: Optional[State] = None
 
     def optimize(self, hf_model: HFObjects) -> None:
@@ -46,16 +47,21 @@ class OptimizedHFShim(HFShim):
         if self.runtime == "torch":
             weights = {key: value.detach().clone() for key, value in source.state_dict().items()}
         else:
-            onnx_bytes = export_onnx(source, hf_model.tokenizer, quantize=self.quantize)
-            weights = {"onnx": torch.frombuffer(bytearray(onnx_bytes), dtype=torch.uint8)}
+            weights = {"onnx": export_onnx(source, hf_model.tokenizer, quantize=self.quantize)}
         self._install(hf_model.tokenizer, source.config, hf_model.vocab_file_contents, weights)
 
-    def _install(self, tokenizer: Any, config: Any, vocab_file_contents: Optional[bytes], weights: State) -> None:
+    def _install(
+        self, tokenizer: Any, config: Any, vocab_file_contents: Optional[bytes], weights: Dict[str, Any]
+    ) -> None:
+        """Make the runtime from `weights`: the fp32 state (torch), or the
+        ONNX model under "onnx" as bytes or a uint8 tensor (onnx)."""
         if self.runtime == "torch":
             module = torch_runtime(self.model_cls.from_config(config), weights, quantize=self.quantize, what=WHAT)
+            self._weights = weights
         else:
-            module = OnnxEncoder(weights["onnx"].numpy().tobytes(), config)
-        self._weights = weights
+            data = weights["onnx"]
+            module = OnnxEncoder(data if isinstance(data, bytes) else data.numpy().tobytes(), config)
+            self._weights = None
         # What `predict` calls: the runtime, by length groups; ONNX Runtime
         # sessions run one group per thread (see OnnxEncoder.session).
         self._model = LengthBuckets(module, concurrent=self.runtime == "onnx")
@@ -75,13 +81,16 @@ class OptimizedHFShim(HFShim):
     def to_bytes(self) -> bytes:
         hf_model = self._hfmodel
         config: Dict[str, Any] = {"format": FORMAT, "runtime": self.runtime, "quantize": self.quantize}
-        if self._weights is None:
+        weights = self._weights
+        if isinstance(self._model, LengthBuckets) and isinstance(self._model.encoder, OnnxEncoder):
+            weights = {"onnx": torch.frombuffer(bytearray(self._model.encoder.onnx_bytes), dtype=torch.uint8)}
+        if weights is None:
             config["init_tokenizer_config"] = dict(hf_model._init_tokenizer_config)
             config["init_transformer_config"] = dict(hf_model._init_transformer_config)
             return state_to_bytes(None, config)
         config["hf_config"] = hf_model.transformer.config.to_dict()
         config["tokenizer"] = _tokenizer_files(hf_model)
-        return state_to_bytes(self._weights, config)
+        return state_to_bytes(weights, config)
 
     def from_bytes(self, bytes_data: bytes) -> "OptimizedHFShim":
         config, weights = state_from_bytes(bytes_data, what=WHAT)
