@@ -276,3 +276,26 @@ def test_benchmarks_component_cost(ner_pipeline, tmp_path, capsys):
     assert "| share kept |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="not in the pipeline"):
         component_cost.main([*argv[:4], "--without", "ner", "--output", str(output)])
+
+
+def test_benchmarks_factory_pipeline(tiny_bert, ner_pipeline, tmp_path, capsys):
+    """factory_pipeline.py writes transformer -> spanbert -> spanbert_ner at
+    the factory defaults, initialised and loadable."""
+    import factory_pipeline
+
+    from spacy_spanbert.encoder import DEFAULT_SPANBERT_MODEL_CONFIG
+
+    out = tmp_path / "factory"
+    argv = ["--encoder", tiny_bert, "--train", str(ner_pipeline / "gold.spacy"), "--output", str(out)]
+    assert factory_pipeline.main([*argv, "--n-docs", "1"]) == 0
+    assert "initialised on 1 docs" in capsys.readouterr().out
+    nlp = spacy.load(out)
+    assert nlp.pipe_names == ["transformer", "spanbert", "spanbert_ner"]
+    model = nlp.get_pipe("spanbert").model
+    assert (
+        model.attrs["n_layers"] == spacy.util.load_config_from_str(DEFAULT_SPANBERT_MODEL_CONFIG)["model"]["n_layers"]
+    )
+    assert nlp.get_pipe("spanbert_ner").labels == ("LOC", "PER")
+    assert len(nlp("Emmanuel Macron visited Berlin .").spans["spanbert"]) > 0
+    with pytest.raises(SystemExit):
+        factory_pipeline.main([*argv, "--n-docs", "0"])
