@@ -191,6 +191,22 @@ def _number(value: Optional[float], fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+def label_lines(points: Dict[str, Tuple[float, float]]) -> Dict[str, int]:
+    """The text line (0 = next to the point, 1 = one line below, ...) of
+    each point's label: the first line that no earlier label within a label's
+    width (15% of the x range) and 3% of the y range already takes, so that
+    labels of systems with similar speed and score do not overlap."""
+    xs, ys = [x for x, _ in points.values()], [y for _, y in points.values()]
+    near_x, near_y = 0.15 * (max(xs) - min(xs) or 1.0), 0.03 * (max(ys) - min(ys) or 1.0)
+    placed: List[Tuple[float, float, int]] = []
+    lines = {}
+    for name, (x, y) in points.items():
+        taken = {line for px, py, line in placed if abs(x - px) < near_x and abs(y - py) < near_y}
+        lines[name] = min(set(range(len(taken) + 1)) - taken)
+        placed.append((x, y, lines[name]))
+    return lines
+
+
 def plot(result: Dict[str, Any], path: Path) -> Optional[Path]:
     """Words/s at batch 16 (or the nearest batch size run) against the main
     score, one labelled point per system. RETURNS (Optional[Path]): the
@@ -210,16 +226,10 @@ def plot(result: Dict[str, Any], path: Path) -> Optional[Path]:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     points = {n: (r["words_per_second"][batch], r["main_score"]["value"] * 100) for n, r in rows.items()}
-    xs, ys = [x for x, _ in points.values()], [y for _, y in points.values()]
-    near_x, near_y = 0.03 * (max(xs) - min(xs) or 1.0), 0.03 * (max(ys) - min(ys) or 1.0)
-    placed: List[Tuple[float, float]] = []
+    lines = label_lines(points)
     for name, (x, y) in points.items():
         ax.scatter([x], [y], marker="o" if rows[name]["kind"] == "variant" else "s")
-        # a label per line below the earlier ones at about the same point
-        # (fp32 in torch and in ONNX score the same)
-        stacked = sum(abs(x - px) < near_x and abs(y - py) < near_y for px, py in placed)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4 - 10 * stacked), fontsize=8)
-        placed.append((x, y))
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4 - 10 * lines[name]), fontsize=8)
     keys = sorted({r["main_score"]["key"] for r in rows.values()})
     ax.set_xlabel(f"words / s, batch {batch} (torch threads: {result['machine']['torch_threads']})")
     ax.set_ylabel(" / ".join(keys) + " (x100)")

@@ -104,6 +104,20 @@ def test_benchmarks_optimize_json_best_round_and_ratios():
     assert result["systems"]["torch-fp32"]["ratio_to_torch_fp32"] == {"1": 1.0, "16": 1.0}
 
 
+def test_benchmarks_optimize_label_lines():
+    """Labels of nearby points go on separate lines; distant ones stay on the first."""
+    points = {"torch-fp32": (4037, 59.5), "onnx-fp32": (5791, 59.5), "torch-int8": (7558, 59.0)}
+    points.update({"onnx-int8": (10293, 59.7), "tok2vec": (24549, 19.3)})
+    assert optimize.label_lines(points) == {
+        "torch-fp32": 0,
+        "onnx-fp32": 1,
+        "torch-int8": 0,
+        "onnx-int8": 1,
+        "tok2vec": 0,
+    }
+    assert optimize.label_lines({"a": (1.0, 1.0), "b": (1.0, 1.0), "c": (1.0, 1.0)}) == {"a": 0, "b": 1, "c": 2}
+
+
 def test_benchmarks_optimize_table():
     lines = optimize.table(_fake_result()).splitlines()
     assert lines[0] == "| system | words/s, batch 1 | words/s, batch 16 | peak RSS MB | load s | ents_f |"
