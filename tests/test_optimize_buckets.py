@@ -35,6 +35,19 @@ def test_length_groups_are_the_cheapest_partition(call_cost):
         assert _cost(groups, extents, call_cost) == best
 
 
+def test_length_groups_keep_equal_extents_together():
+    """Rows of one extent are one run of the dynamic program: a long doc's
+    thousands of windows of the same length cost no more to group than one."""
+    extents = [128] * 20000 + [7, 7, 30] * 1000
+    groups = length_groups(extents, call_cost=64)
+    assert sorted(itertools.chain(*groups)) == list(range(len(extents)))
+    by_extent = {}
+    for g, group in enumerate(groups):
+        for i in group:
+            by_extent.setdefault(extents[i], set()).add(g)
+    assert all(len(found) == 1 for found in by_extent.values())
+
+
 def test_length_groups_extremes():
     assert length_groups([]) == []
     assert length_groups([3, 1, 2], call_cost=0) == [[1], [2], [0]]

@@ -40,25 +40,37 @@ PER_LAYER = ("hidden_states", "attentions")
 def length_groups(extents: Sequence[int], call_cost: int = CALL_COST) -> List[List[int]]:
     """Rows grouped for the fewest padded pieces plus `call_cost` per group.
 
+    A cheapest grouping never splits rows of equal extent (moving them all to
+    the group where they are longest costs no more), so the dynamic program
+    runs over the distinct extents: its work is the square of their number
+    (at most the encoder's positions), not of the number of rows.
+
     extents (Sequence[int]): Per row, the padded length it needs.
     call_cost (int): The cost of one more group, in pieces.
     RETURNS (List[List[int]]): Row indices per group, each sorted by extent,
         groups in order of extent.
     """
     order = sorted(range(len(extents)), key=lambda i: extents[i])
-    lengths = [extents[i] for i in order]
-    n = len(lengths)
-    # best[j]: the least cost of the first j sorted rows; cut[j]: where
-    # the last group of that solution starts.
-    best = [0] * (n + 1)
-    cut = [0] * (n + 1)
-    for j in range(1, n + 1):
-        width = lengths[j - 1]
-        best[j], cut[j] = min((best[i] + (j - i) * width + call_cost, i) for i in range(j))
+    widths = sorted(set(extents))
+    # rows_upto[k]: rows with one of the k narrowest extents.
+    rows_upto = [0] * (len(widths) + 1)
+    position = {width: k for k, width in enumerate(widths)}
+    for extent in extents:
+        rows_upto[position[extent] + 1] += 1
+    for k in range(len(widths)):
+        rows_upto[k + 1] += rows_upto[k]
+    # best[j]: the least cost of the rows of the j narrowest extents;
+    # cut[j]: the extent its last group starts at.
+    best = [0] * (len(widths) + 1)
+    cut = [0] * (len(widths) + 1)
+    for j in range(1, len(widths) + 1):
+        best[j], cut[j] = min(
+            (best[i] + (rows_upto[j] - rows_upto[i]) * widths[j - 1] + call_cost, i) for i in range(j)
+        )
     groups = []
-    j = n
+    j = len(widths)
     while j:
-        groups.append(order[cut[j] : j])
+        groups.append(order[rows_upto[cut[j]] : rows_upto[j]])
         j = cut[j]
     return groups[::-1]
 
