@@ -14,8 +14,6 @@ of the words/s of the same pipeline without it".
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -101,13 +99,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     result = measure(args.model, args.data, args.without, args.batch_sizes, args.rounds, args.limit)
     result["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    result["machine"] = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average": list(os.getloadavg()),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from optimize import machine
+
+    result["machine"] = machine(torch.get_num_threads())
     print(table(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")

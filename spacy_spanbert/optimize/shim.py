@@ -82,7 +82,7 @@ class OptimizedHFShim(HFShim):
         hf_model = self._hfmodel
         config: Dict[str, Any] = {"format": FORMAT, "runtime": self.runtime, "quantize": self.quantize}
         weights = self._weights
-        if isinstance(self._model, LengthBuckets) and isinstance(self._model.encoder, OnnxEncoder):
+        if self.runtime == "onnx" and self._model is not None:
             weights = {"onnx": torch.frombuffer(bytearray(self._model.encoder.onnx_bytes), dtype=torch.uint8)}
         if weights is None:
             config["init_tokenizer_config"] = dict(hf_model._init_tokenizer_config)
