@@ -14,7 +14,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 DEFAULT_SPANS_KEY = "spanbert"
 SPAN_VECTOR_EXTENSION = "spanbert_vector"
 # From this many spans on, span_group_from_rows writes the group's bytes.
-BYTES_MIN_SPANS = 1024
+BYTES_MIN_SPANS = 2048
 # One span as `SpanGroup.to_bytes` packs it (struct ">QQQllll"): id, kb_id,
 # label, start, end, start_char, end_char, big-endian.
 SPAN_STRUCT = numpy.dtype(
@@ -35,14 +35,14 @@ def span_group_from_rows(doc: Doc, name: str, rows: numpy.ndarray, attrs: Dict) 
     in row order.
 
     The group holds about eight spans per token. A Python `Span` per
-    candidate (each looking up two tokens for its character offsets) costs
-    up to about 1 us, which makes it the encoder's largest cost after the model on
-    long docs; so a large group is written instead in one vectorized step in
-    the byte layout of `SpanGroup.to_bytes` (the one `DocBin` stores, which
-    spaCy reads across versions) and loaded with `SpanGroup.from_bytes`,
-    whose msgpack round trip costs a fixed ~0.5 ms: less than the Spans only
-    from about `BYTES_MIN_SPANS` spans on. tests/test_span_vectors.py pins
-    both ways to each other.
+    candidate (each looking up two tokens for its character offsets) makes
+    the group the encoder's largest cost after the model on long docs; so a
+    large group is written instead in one vectorized step in the byte layout
+    of `SpanGroup.to_bytes` (the one `DocBin` stores, which spaCy reads across
+    versions) and loaded with `SpanGroup.from_bytes`. Its msgpack round trip
+    has a fixed cost per group that the Spans only exceed from about
+    `BYTES_MIN_SPANS` spans on (benchmarks/README.md). tests/test_span_vectors.py
+    pins both ways to each other.
 
     doc (Doc): The doc the spans belong to.
     name (str): The group's name.
